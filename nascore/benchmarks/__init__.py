@@ -1,0 +1,1 @@
+"""Tabular benchmark backends: answer an architecture's accuracy and cost by lookup."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``nascore`` command line, one module each (``register(subparsers)``)."""

@@ -1,0 +1,57 @@
+"""``nascore search``: a strategy on a tabular benchmark, over one or many seeds."""
+
+from __future__ import annotations
+
+import json
+
+from nascore.cliutil import parse_seeds
+from nascore.errors import UserError
+
+
+def parse_params(pairs) -> dict:
+    out = {}
+    for p in pairs or []:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise UserError(f"--param: expected key=value, got {p!r}")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="search a tabular benchmark (NAS-Bench-201/101) with a strategy",
+                       description="Run a search strategy on a tabular NAS benchmark, once per seed. "
+                                   "Example: nascore search --space nb201 --strategy evolution --budget 100 --seeds 0-9")
+    p.add_argument("--space", default="nb201", help="search space: nb201 or nb101 (default nb201)")
+    p.add_argument("--dataset", default="cifar10", help="benchmark dataset: cifar10, cifar100, imagenet16-120")
+    p.add_argument("--strategy", default="evolution", help="random, evolution (more with later modules)")
+    p.add_argument("--budget", default="100", help="queries (100) or simulated seconds (20000s, 6h)")
+    p.add_argument("--fidelity", type=int, choices=(200, 12), default=None,
+                   help="search signal: valid_acc_200 or valid_acc_12 (default 200 when the table has it)")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0-49 or 1,2,3 (default 0)")
+    p.add_argument("--data", default=None, help="folder holding nb201-<dataset>.csv (default $NASCORE_DATA/nasbench201)")
+    p.add_argument("--output", default=None, help="output folder (default runs/<strategy>-<space>-<dataset>)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy parameter, e.g. population=20")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from nascore.report import fmt
+    from nascore.search import benchmark_search
+
+    seeds = parse_seeds(args.seeds)
+    output = args.output or f"runs/{args.strategy}-{args.space}-{args.dataset}"
+    s = benchmark_search(space=args.space, dataset=args.dataset, strategy=args.strategy, budget=args.budget,
+                         seeds=seeds, output=output, data=args.data, fidelity=args.fidelity,
+                         params=parse_params(args.param), progress=not args.quiet)
+    opt = s["optimum"]
+    print(f"{args.strategy} on {args.space}-{args.dataset} (fidelity {s['fidelity']}), {len(seeds)} seed(s), "
+          f"{fmt(s['queries'], 0)} queries")
+    print(f"  best validation accuracy   {fmt(s['valid_accuracy'])} %   (optimum {opt['valid_accuracy']:.2f})")
+    print(f"  test accuracy of the best  {fmt(s['test_accuracy'])} %   (optimum's {opt['test_accuracy']:.2f})")
+    print(f"  results in {output}/ (summary.json, summary.md, curve.png, seed-*/)")
+    return 0

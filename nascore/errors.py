@@ -1,0 +1,20 @@
+"""User-facing errors.
+
+Every problem caused by what a user typed or supplied (a name, a file, a value) raises
+:class:`UserError` with a one-line message that names the offending value. The command-line
+entry points print that line and exit with status 2; nothing is written or overwritten.
+"""
+
+
+class UserError(ValueError):
+    """Bad input from the user: one line that names the file, field or value at fault.
+
+    >>> raise UserError("unknown space 'nb999' (choose from: darts, nb101, nb201)")
+    Traceback (most recent call last):
+    ...
+    nascore.errors.UserError: unknown space 'nb999' (choose from: darts, nb101, nb201)
+    """
+
+
+class DataMissingError(UserError):
+    """A dataset or benchmark file is not where it was looked for; the message says how to get it."""

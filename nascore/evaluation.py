@@ -1,0 +1,56 @@
+"""Evaluators: turn an architecture into a :class:`Result`.
+
+An evaluator is any callable ``evaluator(arch) -> Result``. It knows nothing of strategies
+or executors. ``Result.score`` is the one number strategies maximise (validation accuracy on a
+benchmark, hold-out macro-F1 for ECG); ``metrics`` carries everything else worth recording, and
+``cost`` the (real or simulated) seconds the evaluation took.
+
+>>> from nascore.spaces import get_space
+>>> space = get_space("nb201")
+>>> ev = TabularEvaluator(space, table)             # doctest: +SKIP
+>>> ev(space.from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"))  # doctest: +SKIP
+Result(score=90.769333, metrics={'valid_accuracy': 90.769333, 'test_accuracy': 93.66, ...}, cost=2169.641)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nascore.arch import Arch
+
+
+@dataclass
+class Result:
+    score: float
+    metrics: dict = field(default_factory=dict)
+    cost: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"score": self.score, "metrics": self.metrics, "cost": self.cost}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        return cls(float(d["score"]), dict(d.get("metrics", {})), float(d.get("cost", 0.0)))
+
+
+class Evaluator(Protocol):
+    def __call__(self, arch: Arch) -> Result: ...
+
+
+class TabularEvaluator:
+    """Look an architecture up in a tabular benchmark (e.g. :class:`~nascore.benchmarks.nb201.NB201Table`).
+
+    ``score`` = the validation accuracy at the chosen fidelity; ``cost`` = the simulated training
+    seconds (0 when the table has none)."""
+
+    def __init__(self, space, table, fidelity: int | None = None):
+        self.space = space
+        self.table = table
+        self.fidelity = table.default_fidelity() if fidelity is None else fidelity
+        table.signal_column(self.fidelity)  # validates the fidelity now, not mid-run
+
+    def __call__(self, arch: Arch) -> Result:
+        q = self.table.query(self.space.to_string(arch), self.fidelity)
+        cost = q.pop("cost_seconds")
+        return Result(score=q["valid_accuracy"], metrics=q, cost=0.0 if cost is None else cost)

@@ -1,0 +1,182 @@
+"""Run folders: one search, written so that a crash loses nothing and a rerun resumes.
+
+A run folder holds
+
+* ``config.json`` — the configuration that defines the run (written first, atomically). A folder
+  whose ``config.json`` differs from the requested configuration is refused: nothing is
+  overwritten.
+* ``history.jsonl`` — append-only, one line per finished evaluation, written (and fsynced)
+  before the strategy hears of the result: ``{"i": ask index, "arch": canonical string,
+  "score", "metrics", "cost", "cum_cost", "wall"}``.
+* ``result.json`` — the summary, rewritten atomically after every batch: ``seed``, ``queries``,
+  ``simulated_seconds``, ``best`` = ``{"arch", "score", **metrics}`` (for benchmarks that
+  includes ``valid_accuracy`` and ``test_accuracy`` in percent; best = highest score, i.e.
+  validation accuracy, first found on ties), ``trajectory`` and ``finished``.
+
+Resume = replay. A fresh strategy with the same seed is asked again; while its asks are found in
+the history, the recorded results are told back instead of evaluating (and checked: a history
+that the strategy does not reproduce is an error, not a silent mix). The first ask not in the
+history is evaluated for real. Strategies are deterministic given their seed and what they were
+told, so a resumed run ends exactly where an uninterrupted one would.
+
+>>> from nascore.spaces import get_space
+>>> from nascore.strategies import get_strategy
+>>> import tempfile
+>>> space = get_space("nb201")
+>>> ev = lambda a: Result(score=float(space.to_string(a).count("conv")))
+>>> res = run_search(space=space, strategy=get_strategy("random", space, seed=0), evaluator=ev,
+...                  budget=Budget(queries=5), out_dir=tempfile.mkdtemp(), config={"seed": 0})
+>>> res["queries"]
+5
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from nascore.errors import UserError
+from nascore.evaluation import Result
+from nascore.executors import SerialExecutor
+from nascore.io import append_jsonl, atomic_write_json, read_json, read_jsonl
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``queries`` evaluations or once ``seconds`` of (simulated) cost are spent,
+    whichever comes first. The evaluation that crosses a seconds budget is kept and counted."""
+
+    queries: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self):
+        if self.queries is None and self.seconds is None:
+            raise UserError("a budget needs queries or seconds")
+        if self.queries is not None and self.queries <= 0:
+            raise UserError(f"budget must be positive, got {self.queries} queries")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise UserError(f"budget must be positive, got {self.seconds} seconds")
+
+    @classmethod
+    def parse(cls, text: str | int) -> "Budget":
+        """``"100"`` -> 100 queries; ``"20000s"``, ``"90m"``, ``"5.5h"`` -> simulated seconds."""
+        s = str(text).strip().lower()
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(s|m|h)?", s)
+        if not m:
+            raise UserError(f"--budget: cannot read {text!r} (use a query count like 100, or seconds like 20000s / 6h)")
+        value, unit = float(m.group(1)), m.group(2)
+        if unit is None:
+            if value != int(value):
+                raise UserError(f"--budget: a query count must be a whole number, got {text!r}")
+            return cls(queries=int(value))
+        return cls(seconds=value * {"s": 1, "m": 60, "h": 3600}[unit])
+
+    def exhausted(self, queries: int, seconds: float) -> bool:
+        return ((self.queries is not None and queries >= self.queries)
+                or (self.seconds is not None and seconds >= self.seconds))
+
+    def remaining_queries(self, queries: int) -> int | None:
+        return None if self.queries is None else self.queries - queries
+
+    def to_dict(self) -> dict:
+        return {"queries": self.queries, "seconds": self.seconds}
+
+
+def check_or_write_config(out_dir: Path, config: dict) -> None:
+    """Refuse a folder that belongs to another configuration; otherwise record ours."""
+    path = out_dir / "config.json"
+    if path.exists():
+        try:
+            old = read_json(path)
+        except ValueError:
+            raise UserError(f"{path} is not valid JSON; refusing to reuse {out_dir}") from None
+        if old != config:
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            k = diff[0]
+            raise UserError(f"output folder {out_dir} belongs to a different configuration "
+                            f"({k}: {old.get(k)!r} there, {config.get(k)!r} now); choose another --output")
+        return
+    if out_dir.exists() and any(p.name not in (".DS_Store",) for p in out_dir.iterdir()):
+        raise UserError(f"output folder {out_dir} is not empty and holds no config.json; choose another --output")
+    atomic_write_json(path, config)
+
+
+def run_search(*, space, strategy, evaluator: Callable, budget: Budget, out_dir, config: dict,
+               executor=None, batch_size: int = 1, on_result: Callable | None = None) -> dict:
+    """Run (or resume) one search in ``out_dir`` and return the ``result.json`` dict."""
+    out_dir = Path(out_dir)
+    check_or_write_config(out_dir, config)
+    executor = executor or SerialExecutor()
+    hist_path = out_dir / "history.jsonl"
+    history = read_jsonl(hist_path, repair=True)
+    by_index = {rec["i"]: rec for rec in history}
+    if len(by_index) != len(history):
+        raise UserError(f"{hist_path}: an ask index appears twice (file edited by hand?)")
+    done: list[dict] = []          # records in ask order, as the strategy saw them
+    n_asked = 0
+    cum_cost = 0.0
+    t0 = time.perf_counter()
+
+    while not budget.exhausted(len(done), cum_cost):
+        n = batch_size
+        rem = budget.remaining_queries(len(done))
+        if rem is not None:
+            n = min(n, rem)
+        archs = strategy.ask(n)
+        strings = [space.to_string(a) for a in archs]
+        results: list[Result | None] = [None] * len(archs)
+        todo = []
+        for k, s in enumerate(strings):
+            rec = by_index.get(n_asked + k)
+            if rec is None:
+                todo.append(k)
+                continue
+            if rec["arch"] != s:
+                raise UserError(f"{hist_path}: evaluation {n_asked + k} recorded {rec['arch']!r} but the strategy "
+                                f"now proposes {s!r}; the folder was written with other code or settings")
+            results[k] = Result.from_dict(rec)
+        for j, res in executor.map(evaluator, [archs[k] for k in todo]):
+            k = todo[j]
+            results[k] = res
+            rec = {"i": n_asked + k, "arch": strings[k], **res.to_dict(),
+                   "wall": round(time.perf_counter() - t0, 4)}
+            append_jsonl(hist_path, [rec])
+            by_index[rec["i"]] = rec
+        for k in range(len(archs)):
+            rec = by_index[n_asked + k]
+            cum_cost += float(rec["cost"])
+            done.append({**rec, "cum_cost": cum_cost})
+            if on_result is not None:
+                on_result(done[-1])
+        n_asked += len(archs)
+        strategy.tell(archs, results)
+        atomic_write_json(out_dir / "result.json", summarize(done, config, finished=False))
+    result = summarize(done, config, finished=True)
+    result["wall_seconds"] = round(time.perf_counter() - t0, 4)
+    atomic_write_json(out_dir / "result.json", result)
+    return result
+
+
+def summarize(done: list[dict], config: dict, finished: bool) -> dict:
+    best = None
+    trajectory = []
+    for rec in done:
+        if best is None or rec["score"] > best["score"]:
+            best = rec
+        m = best.get("metrics", {})
+        trajectory.append([len(trajectory) + 1, round(rec["cum_cost"], 3), best["score"], m.get("test_accuracy")])
+    out = {
+        "seed": config.get("seed"),
+        "queries": len(done),
+        "simulated_seconds": round(done[-1]["cum_cost"], 3) if done else 0.0,
+        "best": None if best is None else {"arch": best["arch"], "score": best["score"], **best.get("metrics", {})},
+        "config": config,
+        "finished": finished,
+        "trajectory_columns": ["queries", "simulated_seconds", "best_score", "test_accuracy_of_best"],
+        "trajectory": trajectory,
+    }
+    return out

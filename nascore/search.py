@@ -1,0 +1,97 @@
+"""Searches on tabular benchmarks over many seeds: the Python API behind ``nascore search``.
+
+>>> summary = benchmark_search(space="nb201", dataset="cifar10", strategy="evolution",
+...                            budget="100", seeds=range(5), output="runs/rea")   # doctest: +SKIP
+>>> summary["test_accuracy"]                                                        # doctest: +SKIP
+{'mean': 93.9, 'std': 0.3, 'n': 5}
+
+Layout of ``output``: ``config.json`` (shared configuration), ``seed-0000/`` ... one run folder
+per seed (see :mod:`nascore.run`), ``summary.json``, ``summary.md`` and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Iterable
+
+from nascore.errors import UserError
+from nascore.evaluation import TabularEvaluator
+from nascore.io import atomic_write_json, atomic_write_text
+from nascore.report import markdown_table, plot_curves, summarize_seeds
+from nascore.run import Budget, check_or_write_config, run_search
+from nascore.spaces import get_space
+from nascore.strategies import get_strategy, strategy_class
+
+TABULAR_SPACES = ("nb201", "nb101")
+
+
+def load_table(space: str, dataset: str, data=None):
+    if space == "nb201":
+        from nascore.benchmarks.nb201 import NB201Table
+
+        return NB201Table.load(dataset, data)
+    if space == "nb101":
+        from nascore.benchmarks.nb101 import NB101Table
+
+        return NB101Table.load(data)
+    raise UserError(f"space {space!r} has no tabular benchmark (choose from: {', '.join(TABULAR_SPACES)})")
+
+
+def _file_digest(path) -> str | None:
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def benchmark_search(*, space: str, strategy: str, budget: str | Budget, seeds: Iterable[int], output,
+                     dataset: str = "cifar10", data=None, fidelity: int | None = None, params: dict | None = None,
+                     progress: bool = True, table=None) -> dict:
+    """Run ``strategy`` on a tabular benchmark once per seed; return the across-seed summary."""
+    params = dict(params or {})
+    space_obj = get_space(space)
+    strategy_class(strategy)  # name check before any file is touched
+    budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+    seeds = list(seeds)
+    if not seeds:
+        raise UserError("--seeds selects no seed")
+    table = table if table is not None else load_table(space, dataset, data)
+    fidelity = table.default_fidelity() if fidelity is None else int(fidelity)
+    evaluator = TabularEvaluator(space_obj, table, fidelity)
+    if budget.seconds is not None and not table.cost_column_available(fidelity):
+        raise UserError(f"{table.path}: no training-time column for fidelity {fidelity}, so the budget must count queries")
+    if budget.queries is not None and space_obj.size is not None and budget.queries > space_obj.size:
+        raise UserError(f"budget of {budget.queries} queries exceeds the {space} space ({space_obj.size} architectures)")
+    base = {"space": space, "dataset": dataset, "strategy": strategy, "params": params, "fidelity": fidelity,
+            "budget": budget.to_dict(), "table_sha256_16": _file_digest(getattr(table, "path", None))}
+    out = Path(output)
+    check_or_write_config(out, {**base, "seeds": seeds})
+    results = []
+    prog = _progress() if progress else nullcontext()
+    with prog as p:
+        task = p.add_task(f"{strategy} on {space}-{dataset}", total=len(seeds)) if p else None
+        for seed in seeds:
+            strat = get_strategy(strategy, space_obj, seed=seed, **params)
+            res = run_search(space=space_obj, strategy=strat, evaluator=evaluator, budget=budget,
+                             out_dir=out / f"seed-{seed:04d}", config={**base, "seed": seed})
+            results.append(res)
+            if p:
+                p.update(task, advance=1, description=f"{strategy} on {space}-{dataset}: seed {seed} "
+                         f"test {res['best'].get('test_accuracy', float('nan')):.2f}")
+    summary = {**base, "seeds": seeds, **summarize_seeds(results), "optimum": table.optimum(fidelity)}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", markdown_table({strategy: summary}, summary["optimum"]))
+    plot_curves({strategy: results}, out / "curve.png", title=f"{space} {dataset}, fidelity {fidelity}",
+                optimum=summary["optimum"]["test_accuracy"])
+    return summary
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
