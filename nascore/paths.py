@@ -7,9 +7,8 @@ A dataset named ``name`` (the folder name used under ``../shared/data``: ``nasbe
 2. ``$NASCORE_DATA/<name>`` (``NASCORE_DATA`` names the root that holds them all);
 3. the user cache folder ``$XDG_CACHE_HOME/nascore/<name>`` (default ``~/.cache/nascore/<name>``).
 
->>> import os; os.environ["NASCORE_DATA"] = "/data"
->>> str(candidate_dirs("mitdb")[0])
-'/data/mitdb'
+>>> str(candidate_dirs("mitdb", "/my/mitdb")[0])
+'/my/mitdb'
 """
 
 from __future__ import annotations

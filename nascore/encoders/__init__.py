@@ -1,0 +1,1 @@
+"""Architecture encoders shared by predictors and representation learners."""
