@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+# Tiny models run fastest on one thread, and CI has 2 cores shared with pytest itself.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -132,6 +132,12 @@ class NB201Space(SearchSpace):
         for ops in itertools.product(OPS, repeat=6):
             yield self.from_ops(ops)
 
+    def build_model(self, arch: Arch, **kwargs):
+        """The NAS-Bench-201 CIFAR network of ``arch`` (:func:`nascore.models.build_nb201_net`;
+        ``kwargs``: ``C``, ``N``, ``num_classes``)."""
+        from nascore.models import build_nb201_net
+        return build_nb201_net(self.validate(arch), **kwargs)
+
     def to_vector(self, arch: Arch) -> np.ndarray:
         """30-dim one-hot of the six edge operations (the adjacency is constant)."""
         v = np.zeros((6, len(OPS)), np.float32)
