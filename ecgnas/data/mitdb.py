@@ -1,0 +1,275 @@
+"""Reading MIT-BIH records (WFDB) with ``wfdb``: finding the folder, checksums, lead choice, resampling.
+
+* :func:`find_mitdb` -- the data folder: ``--data DIR``, else ``$NASCORE_DATA/mitdb``, else
+  ``~/.cache/nascore/mitdb`` (:func:`nascore.paths.find_dataset`); :func:`download_mitdb` fetches
+  it from PhysioNet with ``wfdb.dl_database("mitdb", DIR)``.
+* :func:`verify_files` -- SHA-256 of exactly the files of the records used (header, signal and
+  ``.atr``), compared with ``SHA256SUMS`` when the folder has one. Hashes are cached in a JSON
+  file keyed by path + size + mtime, so a warm run stats the files and hashes nothing.
+* :func:`read_record` -- one lead chosen **by signal name** (record 114 stores ``V5, MLII``, all
+  other non-paced records ``MLII`` first) in mV, resampled to the target rate with
+  ``scipy.signal.resample_poly`` when the header gives another rate (annotation samples are
+  rescaled and a note says so), plus the reference annotations. NaN samples (wfdb's "invalid
+  sample" value) are an error naming the record, lead and first bad sample: filtering would spread
+  a NaN over the whole record, so neither silent use nor a quiet drop is safe.
+
+>>> from fractions import Fraction
+>>> resample_ratio(250, 360)
+Fraction(36, 25)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from nascore.errors import UserError
+from nascore.io import atomic_write_json, read_json
+from nascore.paths import find_dataset, user_cache_root
+
+HOW_TO_GET = ("get it with python -c \"import wfdb; wfdb.dl_database('mitdb', 'DIR')\" or "
+              "`ecgnas prepare --download` (into ~/.cache/nascore/mitdb), then pass --data DIR or set $NASCORE_DATA")
+SUMS_FILE = "SHA256SUMS"
+
+
+class LeadMissing(UserError):
+    """A record has no signal with the requested name (the caller decides: error or counted skip)."""
+
+
+def find_mitdb(data: str | os.PathLike | None = None) -> Path:
+    """The MIT-BIH folder: ``data`` if given (must hold ``.hea`` files), else the usual places.
+
+    >>> find_mitdb("/nonexistent/mitdb")
+    Traceback (most recent call last):
+    ...
+    nascore.errors.DataMissingError: mitdb data not found (looked in /nonexistent/mitdb); get it with ...
+    """
+    if data is not None:
+        folder = find_dataset("mitdb", data, how_to_get=HOW_TO_GET)
+        if not any(folder.glob("*.hea")):
+            raise UserError(f"{folder}: no WFDB header files (*.hea) here; {HOW_TO_GET}")
+        return folder
+    return find_dataset("mitdb", None, must_contain="100.hea", how_to_get=HOW_TO_GET)
+
+
+def download_mitdb(target: str | os.PathLike | None = None) -> Path:
+    """Fetch all 48 records from PhysioNet into ``target`` (default ``~/.cache/nascore/mitdb``).
+
+    Needs internet access; any failure becomes a one-line :class:`UserError`. PhysioNet's
+    download carries no ``SHA256SUMS`` file here, so the files are hashed (for the cache key) but
+    not verified against published sums.
+    """
+    target = Path(target) if target is not None else user_cache_root() / "mitdb"
+    try:
+        import wfdb
+
+        target.mkdir(parents=True, exist_ok=True)
+        wfdb.dl_database("mitdb", str(target))
+    except Exception as e:  # network, HTTP, disk: all reported in one line
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise UserError(f"downloading mitdb from PhysioNet into {target} failed: {type(e).__name__}: {msg}") from None
+    if not any(target.glob("*.hea")):
+        raise UserError(f"downloading mitdb into {target} produced no WFDB records")
+    return target
+
+
+def list_records(folder: Path) -> list[str]:
+    """Record names from the folder's ``RECORDS`` file, else from its ``*.hea`` files (sorted)."""
+    rec_file = folder / "RECORDS"
+    if rec_file.exists():
+        names = [ln.strip() for ln in rec_file.read_text().splitlines() if ln.strip()]
+    else:
+        names = sorted(p.stem for p in folder.glob("*.hea"))
+    if not names:
+        raise UserError(f"{folder}: no records found (no RECORDS file and no *.hea files)")
+    return names
+
+
+def record_files(folder: Path, name: str) -> list[str]:
+    """File names (relative to ``folder``) that make up record ``name``: header, signal file(s), ``.atr``."""
+    import wfdb
+
+    hea = folder / f"{name}.hea"
+    if not hea.exists():
+        raise UserError(f"record {name}: header file {hea} is missing")
+    atr = folder / f"{name}.atr"
+    if not atr.exists():
+        raise UserError(f"record {name}: reference annotation file {atr} is missing (for recordings without "
+                        "annotations use ecgnas.data.rpeaks.unlabelled_beats)")
+    try:
+        header = wfdb.rdheader(str(folder / name))
+    except Exception as e:
+        raise UserError(f"record {name}: cannot read header {hea}: {type(e).__name__}: {e}") from None
+    files = [hea.name]
+    for f in dict.fromkeys(header.file_name or []):
+        if not (folder / f).exists():
+            raise UserError(f"record {name}: signal file {folder / f} is missing")
+        files.append(f)
+    files.append(atr.name)
+    return files
+
+
+def read_sums(folder: Path) -> dict[str, str] | None:
+    """``SHA256SUMS`` as {file name: hex digest}, or ``None`` when the folder has none."""
+    path = folder / SUMS_FILE
+    if not path.exists():
+        return None
+    sums = {}
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise UserError(f"{path}: line {i} is not '<sha256>  <file>': {line[:60]!r}")
+        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_hashes(folder: Path, names: list[str], hash_cache: Path | None = None, jobs: int = 2) -> dict[str, str]:
+    """SHA-256 of each file, reusing ``hash_cache`` entries whose path, size and mtime are unchanged."""
+    cache: dict = {}
+    if hash_cache is not None and hash_cache.exists():
+        try:
+            cache = read_json(hash_cache)
+            if not isinstance(cache, dict):
+                cache = {}
+        except (OSError, ValueError):
+            cache = {}  # a damaged cache only costs a re-hash
+    out: dict[str, str] = {}
+    todo: list[tuple[str, Path, os.stat_result]] = []
+    for n in names:
+        p = (folder / n).resolve()
+        st = p.stat()
+        ent = cache.get(str(p))
+        if isinstance(ent, dict) and ent.get("size") == st.st_size and ent.get("mtime_ns") == st.st_mtime_ns:
+            out[n] = ent["sha256"]
+        else:
+            todo.append((n, p, st))
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:  # hashlib releases the GIL
+            digests = list(ex.map(lambda t: _sha256(t[1]), todo))
+        for (n, p, st), d in zip(todo, digests):
+            out[n] = d
+            cache[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": d}
+        if hash_cache is not None:
+            atomic_write_json(hash_cache, cache)
+    return out
+
+
+def verify_files(folder: Path, records: list[str], hash_cache: Path | None = None,
+                 jobs: int = 2) -> tuple[dict[str, str], dict]:
+    """Hash the files of ``records`` and check them against ``SHA256SUMS`` if present.
+
+    Returns ``({file: sha256}, info)`` where ``info`` says whether sums were checked and which
+    files they do not list. A mismatch is a :class:`UserError` naming the file.
+    """
+    names = [f for r in records for f in record_files(folder, r)]
+    hashes = file_hashes(folder, names, hash_cache, jobs)
+    sums = read_sums(folder)
+    info = {"sums_file": None, "verified": 0, "unlisted": []}
+    if sums is not None:
+        info["sums_file"] = str(folder / SUMS_FILE)
+        for n in names:
+            want = sums.get(n)
+            if want is None:
+                info["unlisted"].append(n)
+            elif want != hashes[n]:
+                raise UserError(f"{folder / n}: SHA-256 mismatch with {SUMS_FILE} (expected {want[:12]}..., "
+                                f"got {hashes[n][:12]}...); the file is damaged or modified, fetch it again")
+            else:
+                info["verified"] += 1
+    return hashes, info
+
+
+def resample_ratio(fs_in: float, fs_out: int) -> Fraction:
+    """``fs_out / fs_in`` as a small fraction (up / down factors for ``resample_poly``)."""
+    return Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
+
+
+@dataclass
+class RecordData:
+    """One lead of one record plus its annotations, at ``fs`` Hz.
+
+    ``signal``: float64 [n] in mV; ``ann_sample``: int64 [m] (sorted); ``ann_symbol``: str [m].
+    """
+
+    name: str
+    signal: np.ndarray
+    fs: int
+    fs_original: float
+    lead: str
+    lead_index: int
+    sig_names: list[str]
+    ann_sample: np.ndarray
+    ann_symbol: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: int = 360) -> RecordData:
+    """Read lead ``lead`` (by signal name) and the ``atr`` annotations of record ``name``.
+
+    Raises :class:`LeadMissing` if the record has no such lead, :class:`UserError` for NaN
+    samples or annotations outside the signal.
+
+    >>> rec = read_record(find_mitdb(), "114")                      # doctest: +SKIP
+    >>> rec.lead_index, rec.sig_names                               # doctest: +SKIP
+    (1, ['V5', 'MLII'])
+    """
+    import wfdb
+
+    folder = Path(folder)
+    path = str(folder / name)
+    try:
+        header = wfdb.rdheader(path)
+    except FileNotFoundError:
+        raise UserError(f"record {name}: header file {folder / name}.hea is missing") from None
+    names = list(header.sig_name or [])
+    if lead not in names:
+        raise LeadMissing(f"record {name}: no lead {lead!r} (it has {', '.join(names)})")
+    idx = names.index(lead)
+    try:
+        rec = wfdb.rdrecord(path, channels=[idx])
+        ann = wfdb.rdann(path, "atr")
+    except FileNotFoundError as e:
+        raise UserError(f"record {name}: file missing: {e.filename or e}") from None
+    sig = rec.p_signal[:, 0].astype(np.float64)
+    bad = np.flatnonzero(np.isnan(sig))
+    if bad.size:
+        raise UserError(f"record {name} lead {lead}: {bad.size} NaN (invalid) samples, first at sample {bad[0]}; "
+                        "NaN samples are not supported, repair or leave out this record")
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    symbols = np.asarray(ann.symbol, dtype=str)
+    order = np.argsort(samples, kind="stable")
+    samples, symbols = samples[order], symbols[order]
+    if samples.size and (samples[0] < 0 or samples[-1] >= len(sig)):
+        raise UserError(f"record {name}: annotation at sample {samples[0] if samples[0] < 0 else samples[-1]} "
+                        f"lies outside the signal (0..{len(sig) - 1})")
+    notes = []
+    if idx != 0:
+        notes.append(f"record {name}: lead {lead} is signal {idx} (stored order: {', '.join(names)})")
+    fs_in = float(rec.fs)
+    if abs(fs_in - fs) > 1e-9:
+        ratio = resample_ratio(fs_in, fs)
+        from scipy.signal import resample_poly
+
+        n_in = len(sig)
+        sig = resample_poly(sig, ratio.numerator, ratio.denominator)
+        samples = np.clip(np.round(samples * (fs / fs_in)).astype(np.int64), 0, len(sig) - 1)
+        notes.append(f"record {name}: resampled {fs_in:g} Hz -> {fs} Hz (scipy resample_poly up={ratio.numerator} "
+                     f"down={ratio.denominator}; {n_in} -> {len(sig)} samples; annotation samples rescaled)")
+    return RecordData(name=name, signal=sig, fs=fs, fs_original=fs_in, lead=lead, lead_index=idx, sig_names=names,
+                      ann_sample=samples, ann_symbol=symbols, notes=notes)

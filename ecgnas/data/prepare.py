@@ -1,0 +1,148 @@
+"""``ecgnas prepare``: prepare (or load from cache) the MIT-BIH beats and write ``summary.json``.
+
+``summary.json`` (in ``--output``) starts with the beat counts per inter-patient set and class,
+``{"DS1": {"N": .., "S": .., "V": .., "F": .., "Q": ..}, "DS2": {...}}``, then: whether they equal
+the published counts, the train/val (DS1 hold-out) counts, per-record counts, skipped symbols
+and records, notes (lead order, resampling), parameters, cache key and hit, seconds taken.
+
+Example::
+
+    ecgnas prepare --data ../shared/data/mitdb --output runs/prep
+    ecgnas prepare --output runs/prep --window 0.3,0.5 --filter bandpass --cache /tmp/beats
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from nascore.errors import UserError
+
+
+def _pair(text: str, what: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{what}: cannot read {text!r} (use two numbers like 0.25,0.45)") from None
+    return a, b
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise UserError(f"empty record list {text!r}")
+    return names
+
+
+def register(sub) -> None:
+    p = sub.add_parser("prepare", help="prepare MIT-BIH beats (filter, windows, RR features, AAMI labels) and cache them",
+                       description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="MIT-BIH WFDB folder (default $NASCORE_DATA/mitdb, then ~/.cache/nascore/mitdb)")
+    p.add_argument("--download", action="store_true",
+                   help="first fetch the database from PhysioNet with wfdb.dl_database into --data (or ~/.cache/nascore/mitdb)")
+    p.add_argument("--output", required=True, help="folder for summary.json")
+    p.add_argument("--cache", default=None, help="beat cache folder (default ~/.cache/nascore/ecgnas-beats)")
+    p.add_argument("--lead", default="MLII", help="signal name of the lead to use")
+    p.add_argument("--missing-lead", default="error", choices=["error", "skip"],
+                   help="a record without --lead: stop with an error, or skip it (listed in the summary)")
+    p.add_argument("--window", default="0.25,0.45", help="seconds before,after the R peak")
+    p.add_argument("--filter", default="median", choices=["median", "bandpass", "neurokit", "none"],
+                   help="baseline/noise filter (see ecgnas.data.preprocess)")
+    p.add_argument("--lowpass", type=float, default=35.0, help="low-pass cut-off (Hz) after the median filters; 0 = off")
+    p.add_argument("--band", default="0.5,40", help="band-pass edges in Hz for --filter bandpass")
+    p.add_argument("--beat-norm", default="none", choices=["none", "zscore"], help="per-window normalisation")
+    p.add_argument("--local-rr", type=int, default=10, help="beats in the local RR average")
+    p.add_argument("--rr-norm", default="record", choices=["record", "none"],
+                   help="divide pre/post/local RR by the record's mean RR, or keep seconds")
+    p.add_argument("--fs", type=int, default=360, help="sampling rate to work at (other rates are resampled)")
+    p.add_argument("--records", default=None, help="comma-separated record names (default: all non-paced records)")
+    p.add_argument("--holdout", default=None, help="DS1 records for validation (default ecgnas.data.DEFAULT_HOLDOUT)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def config_from_args(args):
+    from .preprocess import PrepConfig
+
+    before, after = _pair(args.window, "--window")
+    return PrepConfig(lead=args.lead, fs=args.fs, before_s=before, after_s=after, filter=args.filter,
+                      lowpass_hz=args.lowpass if args.lowpass and args.lowpass > 0 else None,
+                      bandpass_hz=_pair(args.band, "--band"), beat_norm=args.beat_norm, local_rr_beats=args.local_rr,
+                      rr_norm=args.rr_norm, missing_lead=args.missing_lead, records=_names(args.records))
+
+
+def summarize(beats, holdout=None) -> dict:
+    """The ``summary.json`` dictionary for prepared ``beats`` (counts by DS1/DS2 and class first)."""
+    import numpy as np
+
+    from ecgnas.aami import DS1, DS2, PUBLISHED_COUNTS
+
+    from .splits import DEFAULT_HOLDOUT, inter_patient_split
+
+    rep = beats.report
+    out: dict = {}
+    for name, recs in (("DS1", DS1), ("DS2", DS2)):
+        out[name] = beats.class_counts(np.flatnonzero(np.isin(beats.record, recs)))
+    out["matches_published_counts"] = {k: out[k] == PUBLISHED_COUNTS[k] for k in ("DS1", "DS2")}
+    out["n_beats"] = len(beats)
+    hold = tuple(holdout) if holdout is not None else DEFAULT_HOLDOUT
+    try:
+        split = inter_patient_split(beats, hold)
+        out["inter_patient"] = {"holdout_records": list(hold),
+                                **{k: beats.class_counts(v) for k, v in split.items()}}
+    except UserError as e:  # e.g. a --records subset without DS2: the counts above still stand
+        out["inter_patient"] = {"holdout_records": list(hold), "error": str(e)}
+    out["other_records"] = beats.class_counts(np.flatnonzero(~np.isin(beats.record, DS1 + DS2)))
+    out["per_record"] = rep.get("per_record", {})
+    out["skipped_symbols"] = rep.get("skipped_symbols", {})
+    out["skipped_records"] = rep.get("skipped_records", {})
+    out["padded_windows"] = rep.get("padded_windows")
+    out["notes"] = rep.get("notes", [])
+    out["checksums"] = rep.get("checksums", {})
+    out["parameters"] = rep.get("config", beats.config.to_dict() if beats.config else {})
+    out["window_length"] = int(beats.x.shape[1])
+    out["fs"] = beats.fs
+    out["data_dir"] = rep.get("data_dir")
+    out["cache"] = rep.get("cache", {})
+    out["load_seconds"] = rep.get("seconds")
+    return out
+
+
+def main(args) -> int:
+    from nascore.io import atomic_write_json
+
+    from .mitdb import download_mitdb
+    from .pipeline import load_beats
+
+    t0 = time.perf_counter()
+    cfg = config_from_args(args)
+    holdout = _names(args.holdout)
+    if holdout is not None:
+        from ecgnas.aami import DS1
+
+        bad = [r for r in holdout if r not in DS1]
+        if bad:
+            raise UserError(f"--holdout: {', '.join(bad)} not in DS1 (validation records must come from DS1)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs: need >= 1, got {args.jobs}")
+    data = args.data
+    if args.download:
+        data = download_mitdb(data)
+        print(f"downloaded mitdb into {data}")
+    beats = load_beats(data, cfg, cache_dir=args.cache, progress=not args.no_progress, jobs=args.jobs)
+    summary = summarize(beats, holdout)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    out = Path(args.output)
+    atomic_write_json(out / "summary.json", summary)
+    hit = "loaded from cache" if summary["cache"].get("hit") else "prepared"
+    print(f"{len(beats)} beats {hit} in {summary['seconds']:.1f} s "
+          f"(DS1 {sum(summary['DS1'].values())}, DS2 {sum(summary['DS2'].values())}); wrote {out / 'summary.json'}")
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    for rec, why in summary["skipped_records"].items():
+        print(f"skipped record {rec}: {why}")
+    return 0

@@ -1,0 +1,238 @@
+"""Signal preprocessing for beat classification: filtering, beat windows, RR-interval features.
+
+Everything here works on one single-lead signal (1-D ``float`` array in mV, sampled at ``fs`` Hz)
+and the sample indices of its R peaks; :class:`PrepConfig` holds every parameter, so the beat
+cache (:mod:`ecgnas.data.cache`) can key on all of them.
+
+Defaults and where they come from
+---------------------------------
+* **Filter** ``"median"`` (default): baseline wander removal with two cascaded median filters of
+  200 ms and 600 ms whose output (the baseline estimate) is subtracted from the signal, then a
+  zero-phase Butterworth low-pass at 35 Hz (order 3, ``scipy.signal.sosfiltfilt``) against mains
+  and muscle noise -- the scheme of de Chazal, O'Dwyer & Reilly, IEEE TBME 51(7):1196-1206 (2004),
+  Sec. II-B (they used a 12-tap FIR low-pass; a zero-phase IIR keeps the R peak in place). Other
+  choices: ``"bandpass"`` (zero-phase Butterworth band-pass, 0.5-40 Hz by default), ``"neurokit"``
+  (``neurokit2.ecg_clean``, method "neurokit": 0.5 Hz high-pass + 50 Hz notch), ``"none"``.
+* **Beat window**: ``before_s=0.25`` s before to ``after_s=0.45`` s after the R peak, i.e. samples
+  ``[r - 90, r + 162)`` at 360 Hz, so ``L = 252`` and the R peak sits at index 90.
+  Windows that run past either end of the record are **padded, never dropped**: with
+  ``pad="edge"`` (default) the first/last sample of the filtered signal is repeated, with
+  ``pad="zero"`` zeros are used. So every annotated beat gets a window.
+* **Beat normalisation** ``beat_norm="none"`` (default: filtered mV as is) or ``"zscore"`` (each
+  window minus its mean, divided by its standard deviation).
+* **RR features** (shape ``[n, 4]``, Eq. below, intervals in seconds over the record's beats):
+
+  - ``pre[i]  = (r[i] - r[i-1]) / fs``; the first beat uses its next interval;
+  - ``post[i] = (r[i+1] - r[i]) / fs``; the last beat uses its previous interval;
+  - ``local[i]`` = mean of ``pre`` over the ``local_rr_beats`` (10) beats centred on ``i``
+    (``i-4 .. i+5`` for 10; truncated at the record ends);
+  - ``avg`` = mean of all RR intervals of the record.
+
+  With ``rr_norm="record"`` (default) the first three columns are divided by the record's ``avg``
+  (so 1.0 means "as long as this patient's mean RR", which removes inter-patient heart-rate
+  differences; a premature beat has ``pre < 1``), and the fourth column is ``avg`` in seconds
+  (the only column that keeps the absolute rate). With ``rr_norm="none"`` all four are seconds.
+
+>>> import numpy as np
+>>> cfg = PrepConfig()
+>>> cfg.window_samples()
+(90, 162)
+>>> sig = np.sin(np.linspace(0, 60, 3600))
+>>> x = beat_windows(sig, np.array([0, 1800, 3599]), 90, 162)
+>>> x.shape, float(x[0, 0]) == float(sig[0])        # padded with the first sample
+((3, 252), True)
+>>> rr_features(np.array([0, 360, 720, 1260]), 360, local_rr_beats=10).round(3)[:, [0, 1, 3]]
+array([[0.857, 0.857, 1.167],
+       [0.857, 0.857, 1.167],
+       [0.857, 1.286, 1.167],
+       [1.286, 1.286, 1.167]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nascore.errors import UserError
+
+# Bump whenever the meaning of prepared beats changes (code, not parameters): old caches are ignored.
+PIPELINE_VERSION = "1"
+
+FILTERS = ("median", "bandpass", "neurokit", "none")
+PADS = ("edge", "zero")
+RR_NORMS = ("record", "none")
+BEAT_NORMS = ("none", "zscore")
+MISSING_LEAD = ("error", "skip")
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """Every parameter of beat preparation (frozen; :meth:`key` hashes them all).
+
+    ``records`` restricts preparation to these record names (``None``: every non-paced record in
+    the folder). ``missing_lead``: what to do with a record that lacks ``lead`` -- ``"error"``
+    (default: the inter-patient benchmark needs every record, so a silent drop would change it)
+    or ``"skip"`` (the record is left out and listed in the report under ``skipped_records``).
+
+    >>> PrepConfig(before_s=0.1, after_s=0.2).window_samples()
+    (36, 72)
+    >>> PrepConfig(filter="fancy")
+    Traceback (most recent call last):
+    ...
+    nascore.errors.UserError: filter: unknown value 'fancy' (choose from: median, bandpass, neurokit, none)
+    """
+
+    lead: str = "MLII"
+    fs: int = 360
+    before_s: float = 0.25
+    after_s: float = 0.45
+    filter: str = "median"
+    median_windows_s: tuple[float, float] = (0.2, 0.6)
+    lowpass_hz: float | None = 35.0
+    bandpass_hz: tuple[float, float] = (0.5, 40.0)
+    filter_order: int = 3
+    pad: str = "edge"
+    beat_norm: str = "none"
+    local_rr_beats: int = 10
+    rr_norm: str = "record"
+    missing_lead: str = "error"
+    records: tuple[str, ...] | None = None
+    version: str = field(default=PIPELINE_VERSION, init=False)
+
+    def __post_init__(self):
+        for name, allowed in (("filter", FILTERS), ("pad", PADS), ("rr_norm", RR_NORMS),
+                              ("beat_norm", BEAT_NORMS), ("missing_lead", MISSING_LEAD)):
+            val = getattr(self, name)
+            if val not in allowed:
+                raise UserError(f"{name}: unknown value {val!r} (choose from: {', '.join(allowed)})")
+        if not isinstance(self.fs, int) or self.fs < 50:
+            raise UserError(f"fs: must be an integer >= 50 Hz, got {self.fs!r}")
+        if self.before_s < 0 or self.after_s <= 0:
+            raise UserError(f"window: need before >= 0 and after > 0 seconds, got {self.before_s},{self.after_s}")
+        if sum(self.window_samples()) < 2:
+            raise UserError(f"window: {self.before_s},{self.after_s} s is shorter than 2 samples at {self.fs} Hz")
+        if len(self.median_windows_s) != 2 or min(self.median_windows_s) <= 0:
+            raise UserError(f"median_windows_s: need two positive widths, got {self.median_windows_s}")
+        lo, hi = self.bandpass_hz
+        if not 0 < lo < hi < self.fs / 2:
+            raise UserError(f"bandpass_hz: need 0 < low < high < {self.fs / 2} Hz, got {lo},{hi}")
+        if self.lowpass_hz is not None and not 0 < self.lowpass_hz < self.fs / 2:
+            raise UserError(f"lowpass_hz: need 0 < f < {self.fs / 2} Hz, got {self.lowpass_hz}")
+        if not 1 <= self.filter_order <= 8:
+            raise UserError(f"filter_order: need 1..8, got {self.filter_order}")
+        if self.local_rr_beats < 1:
+            raise UserError(f"local_rr_beats: need >= 1, got {self.local_rr_beats}")
+        if self.records is not None:
+            object.__setattr__(self, "records", tuple(str(r) for r in self.records))
+            if not self.records:
+                raise UserError("records: empty list (leave it unset to use every non-paced record)")
+        object.__setattr__(self, "median_windows_s", tuple(float(v) for v in self.median_windows_s))
+        object.__setattr__(self, "bandpass_hz", tuple(float(v) for v in self.bandpass_hz))
+
+    def window_samples(self) -> tuple[int, int]:
+        """(samples before the R peak, samples from the R peak on); window length is their sum."""
+        return int(round(self.before_s * self.fs)), int(round(self.after_s * self.fs))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    def key(self) -> str:
+        """SHA-256 (hex) of every parameter plus :data:`PIPELINE_VERSION`.
+
+        >>> PrepConfig().key() == PrepConfig().key() != PrepConfig(lead="V1").key()
+        True
+        """
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def clean_signal(sig: np.ndarray, fs: int, cfg: PrepConfig) -> np.ndarray:
+    """Filter one lead (1-D, mV) as ``cfg.filter`` says (see the module docstring); returns float64 [n]."""
+    from scipy import ndimage, signal as sps  # imported here: a warm cache load needs no scipy
+
+    sig = np.asarray(sig, dtype=np.float64)
+    if cfg.filter == "none":
+        return sig.copy()
+    if cfg.filter == "median":
+        base = sig
+        for w in cfg.median_windows_s:
+            size = int(round(w * fs)) | 1  # odd width, centred
+            base = ndimage.median_filter(base, size=size, mode="nearest")
+        out = sig - base
+        if cfg.lowpass_hz is not None:
+            sos = sps.butter(cfg.filter_order, cfg.lowpass_hz, btype="low", fs=fs, output="sos")
+            out = _filtfilt(sos, out)
+        return out
+    if cfg.filter == "bandpass":
+        sos = sps.butter(cfg.filter_order, cfg.bandpass_hz, btype="band", fs=fs, output="sos")
+        return _filtfilt(sos, sig)
+    import neurokit2 as nk  # slow import (~2 s): only when asked for
+
+    return np.asarray(nk.ecg_clean(sig, sampling_rate=fs, method="neurokit"), dtype=np.float64)
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    from scipy import signal as sps
+
+    # sosfiltfilt needs a signal longer than its default edge padding; shorten the padding for short inputs
+    padlen = min(3 * (2 * len(sos) + 1), max(len(x) - 1, 0))
+    return sps.sosfiltfilt(sos, x, padlen=padlen)
+
+
+def beat_windows(sig: np.ndarray, peaks: np.ndarray, before: int, after: int, pad: str = "edge") -> np.ndarray:
+    """Cut ``[r - before, r + after)`` around every peak ``r``; returns float32 ``[len(peaks), before + after]``.
+
+    Windows that cross the record's ends are padded (``"edge"``: repeat the end sample;
+    ``"zero"``: zeros) so no beat is dropped. ``peaks`` must lie inside ``[0, len(sig))``.
+    """
+    sig = np.asarray(sig)
+    peaks = np.asarray(peaks, dtype=np.int64)
+    if peaks.size and (peaks.min() < 0 or peaks.max() >= len(sig)):
+        raise UserError(f"R-peak sample outside the signal (0..{len(sig) - 1}): {peaks.min()}..{peaks.max()}")
+    mode = "edge" if pad == "edge" else "constant"
+    padded = np.pad(sig, (before, after), mode=mode)
+    idx = peaks[:, None] + np.arange(before + after)[None, :]  # shifted by `before` through the padding
+    return padded[idx].astype(np.float32)
+
+
+def normalise_beats(x: np.ndarray, how: str) -> np.ndarray:
+    """``"none"``: unchanged; ``"zscore"``: per window ``(x - mean) / max(std, 1e-6)``."""
+    if how == "none":
+        return x
+    mu = x.mean(axis=1, keepdims=True)
+    sd = np.maximum(x.std(axis=1, keepdims=True), 1e-6)
+    return ((x - mu) / sd).astype(np.float32)
+
+
+def rr_features(peaks: np.ndarray, fs: float, local_rr_beats: int = 10, rr_norm: str = "record") -> np.ndarray:
+    """RR features ``[pre, post, local, avg]`` for sorted R-peak samples; float32 ``[n, 4]``.
+
+    See the module docstring for the definitions and the per-record normalisation. Needs at
+    least two beats (one RR interval).
+    """
+    peaks = np.asarray(peaks, dtype=np.int64)
+    n = len(peaks)
+    if n < 2:
+        raise UserError(f"RR features need at least 2 beats in a record, got {n}")
+    rr = np.diff(peaks) / float(fs)  # n-1 intervals
+    pre = np.concatenate([rr[:1], rr])
+    post = np.concatenate([rr, rr[-1:]])
+    half_lo = (local_rr_beats - 1) // 2
+    half_hi = local_rr_beats - 1 - half_lo
+    csum = np.concatenate([[0.0], np.cumsum(pre)])
+    i = np.arange(n)
+    lo = np.maximum(i - half_lo, 0)
+    hi = np.minimum(i + half_hi, n - 1) + 1
+    local = (csum[hi] - csum[lo]) / (hi - lo)
+    avg = float(rr.mean())
+    out = np.stack([pre, post, local, np.full(n, avg)], axis=1)
+    if rr_norm == "record":
+        out[:, :3] /= avg
+    return out.astype(np.float32)

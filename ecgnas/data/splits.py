@@ -1,0 +1,108 @@
+"""Train / validation / test splits of prepared beats.
+
+**Inter-patient** (:func:`inter_patient_split`, the honest protocol): de Chazal, O'Dwyer & Reilly,
+IEEE TBME 51(7), 2004 -- train on DS1, test on DS2 (:data:`ecgnas.aami.DS1`, :data:`~ecgnas.aami.DS2`),
+no patient in both. Model selection (NAS, early stopping) must never see DS2, so validation is a
+record-level hold-out **inside DS1**: ``train`` = DS1 minus the hold-out records, ``val`` = the
+hold-out records, ``test`` = DS2 (to be used only for the final report).
+
+:data:`DEFAULT_HOLDOUT` = 114, 124, 201, 205, 223 was chosen from the MIT-BIH reference counts
+(all DS1 subsets of 3-7 records searched) to hold about a fifth of DS1's beats while keeping a
+similar share of each ectopic class: 10,722 of 51,021 DS1 beats (21.0 %) -- N 9,607 (20.9 %),
+S 247 (26.2 %), V 832 (22.0 %), F 36, Q 0. Record 208, which holds 373 of DS1's 415 fusion (F)
+beats, is deliberately kept in training: moving it to validation would leave training with
+42 F beats. Pass ``holdout=(...)`` (DS1 record names) to choose another set.
+
+**Intra-patient** (:func:`intra_patient_split`): a random beat-level split, stratified by class,
+over all beats given (normally the 44 non-paced records). Beats of one patient land in train and
+test alike, so scores are **optimistic** and not comparable with inter-patient results; the
+function warns every time it is called.
+
+>>> import numpy as np
+>>> from ecgnas.data.beats import Beats
+>>> recs = np.array(["101"] * 4 + ["114"] * 4 + ["100"] * 4)
+>>> b = Beats(x=np.zeros((12, 4), np.float32), rr=np.zeros((12, 4), np.float32), y=np.zeros(12, np.int64),
+...           record=recs, sample=np.arange(12), fs=360)
+>>> {k: v.tolist() for k, v in inter_patient_split(b, holdout=("114",)).items()}
+{'train': [0, 1, 2, 3], 'val': [4, 5, 6, 7], 'test': [8, 9, 10, 11]}
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ecgnas.aami import DS1, DS2
+from nascore.errors import UserError
+
+from .beats import Beats
+
+DEFAULT_HOLDOUT: tuple[str, ...] = ("114", "124", "201", "205", "223")
+
+
+class IntraPatientWarning(UserWarning):
+    """Raised (as a warning) whenever an intra-patient split is made: its scores are optimistic."""
+
+
+def _check_nonempty(split: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    for name, idx in split.items():
+        if len(idx) == 0:
+            raise UserError(f"{what}: the {name!r} split is empty (check the records prepared and the hold-out)")
+    return split
+
+
+def inter_patient_split(beats: Beats, holdout: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
+    """``{"train": DS1 minus hold-out, "val": DS1 hold-out, "test": DS2}`` as int64 index arrays.
+
+    ``holdout``: DS1 record names for validation (default :data:`DEFAULT_HOLDOUT`). A name that
+    is not a DS1 record, or an empty split, is a :class:`UserError`.
+    """
+    hold = tuple(str(r) for r in (DEFAULT_HOLDOUT if holdout is None else holdout))
+    not_ds1 = [r for r in hold if r not in DS1]
+    if not_ds1:
+        raise UserError(f"holdout: {', '.join(not_ds1)} not in DS1 (the validation records must come from DS1; "
+                        f"DS1 = {', '.join(DS1)})")
+    rec = beats.record
+    in_hold = np.isin(rec, hold)
+    in_ds1 = np.isin(rec, DS1)
+    split = {"train": np.flatnonzero(in_ds1 & ~in_hold), "val": np.flatnonzero(in_hold),
+             "test": np.flatnonzero(np.isin(rec, DS2))}
+    return _check_nonempty(split, "inter-patient split")
+
+
+def intra_patient_split(beats: Beats, seed: int = 0,
+                        fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, np.ndarray]:
+    """Random stratified beat-level split (optimistic; see the module docstring), same keys as above.
+
+    Uses ``sklearn.model_selection.train_test_split`` twice with ``stratify=y`` and ``seed``;
+    classes too small to stratify (fewer than 2 beats in a part) fall back to an unstratified split.
+    """
+    warnings.warn("intra-patient split: beats of the same patients are in train and test, so its scores are "
+                  "optimistic and not comparable with the inter-patient (DS1/DS2) protocol", IntraPatientWarning,
+                  stacklevel=2)
+    from sklearn.model_selection import train_test_split
+
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or (fr <= 0).any() or abs(fr.sum() - 1) > 1e-6:
+        raise UserError(f"fractions: need three positive numbers summing to 1 (train, val, test), got {fractions}")
+    idx = np.arange(len(beats))
+    if len(idx) < 3:
+        raise UserError(f"intra-patient split: need at least 3 beats, got {len(idx)}")
+    y = beats.y
+
+    def _split(ix, test_size: int, rs):
+        strat = y[ix]
+        counts = np.bincount(strat)
+        ok = (counts[counts > 0] >= 2).all()
+        try:
+            return train_test_split(ix, test_size=test_size, random_state=rs, stratify=strat if ok else None)
+        except ValueError as e:
+            raise UserError(f"intra-patient split: {e}") from None
+
+    n_test = max(1, int(round(fr[2] * len(idx))))
+    n_val = max(1, int(round(fr[1] * len(idx))))
+    rest, test = _split(idx, n_test, seed)
+    train, val = _split(rest, n_val, seed + 1)
+    split = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    return _check_nonempty(split, "intra-patient split")
