@@ -9,6 +9,7 @@ from nascore.cliutil import build_parser, run
 COMMAND_MODULES: list[str] = [
     "nascore.commands.search",
     "nascore.commands.bench",
+    "nascore.commands.arch2vec",
 ]
 
 

@@ -1,0 +1,68 @@
+"""``nascore arch2vec pretrain``: pretrain arch2vec on a space and cache the model and embeddings.
+
+The strategies ``arch2vec-bo`` / ``arch2vec-rl`` read ``~/.cache/nascore/arch2vec/<space>/model.pt``
+by default (``--param model=PATH`` for another file) and pretrain it there with these defaults on
+first use when it is missing.
+"""
+
+from __future__ import annotations
+
+from nascore.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("arch2vec", help="arch2vec: pretrain unsupervised architecture embeddings")
+    asub = p.add_subparsers(dest="arch2vec_command", metavar="ACTION")
+    asub.required = True
+    t = asub.add_parser("pretrain", help="pretrain the variational graph autoencoder on a space",
+                        description="Pretrain arch2vec (Yan et al. 2020) on every architecture of a space (nb201, "
+                                    "nb101) or on sampled single cells (darts), and write model.pt, gin_encoder.pt, "
+                                    "metrics.json and embeddings.npz. "
+                                    "Example: nascore arch2vec pretrain --space nb201")
+    t.add_argument("--space", default="nb201", help="nb201, nb101 or darts (single cells)")
+    t.add_argument("--epochs", type=int, default=None, help="default: published (nb101 8, nb201 10, darts 10)")
+    t.add_argument("--output", default=None, help="folder (default ~/.cache/nascore/arch2vec/<space>, "
+                                                  "where the search strategies look)")
+    t.add_argument("--gae", action="store_true", help="plain graph autoencoder instead (no KL, z = mu)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--kl-weight", type=float, default=0.005)
+    t.add_argument("--hidden", type=int, default=128, help="GIN width (published 128)")
+    t.add_argument("--layers", type=int, default=4, help="GIN layers (published 4)")
+    t.add_argument("--latent", type=int, default=16, help="latent size per node (published 16)")
+    t.add_argument("--max-archs", type=int, default=None, help="pretrain on a seeded random subset of this size")
+    t.add_argument("--samples", type=int, default=100_000, help="distinct cells drawn for darts (default 100000)")
+    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these tiny graphs)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=pretrain_main)
+
+
+def pretrain_main(args) -> int:
+    import torch
+
+    from nascore.arch2vec.pretrain import default_model_dir, pretrain
+    from nascore.spaces import get_space
+
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    if args.space == "darts":
+        from nascore.arch2vec.cells import DartsCellSpace
+
+        space = DartsCellSpace()
+    else:
+        space = get_space(args.space)
+    output = args.output or default_model_dir(args.space, not args.gae)
+    r = pretrain(space, output=output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 kl_weight=args.kl_weight, hidden=args.hidden, layers=args.layers, latent=args.latent,
+                 variational=not args.gae, seed=args.seed, max_archs=args.max_archs,
+                 samples=args.samples, progress=not args.quiet)
+    q = r["metrics"]
+    print(f"arch2vec{' (GAE)' if args.gae else ''} on {args.space}: {r['train']['n_architectures']} architectures, "
+          f"{r['train']['epochs']} epochs, {r['seconds']['train']:.0f} s of training")
+    print(f"  held-out reconstruction  {q['heldout']['accuracy']:.2f} %")
+    print(f"  validity / uniqueness    {q['prior_standard']['validity']:.2f} / {q['prior_standard']['uniqueness']:.2f} % "
+          f"(z ~ N(0, I));  {q['prior_fitted']['validity']:.2f} / {q['prior_fitted']['uniqueness']:.2f} % (fitted prior)")
+    print(f"  wrote {output}/ (model.pt, gin_encoder.pt, metrics.json, embeddings.npz)")
+    return 0

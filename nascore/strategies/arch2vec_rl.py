@@ -1,0 +1,137 @@
+"""arch2vec-RL: REINFORCE in arch2vec's latent space (Yan et al. 2020, §3.3; Williams 1992).
+
+The state is the (standardised) embedding of the last architecture queried. A policy -- an
+``LSTMCell`` (``hidden`` units) and a linear layer -- maps the state sequence of the current
+episode to the mean :math:`\\mu_t` of a Gaussian action :math:`a_t \\sim \\mathcal N(\\mu_t, \\sigma^2 I)`
+in latent space; the action is mapped to the *nearest unvisited* architecture, which is queried
+and becomes the next state. The first query is a random architecture (the initial state).
+After every ``episode`` actions (arch2vec: 16) whose scores are all known the policy takes one
+Adam step on the REINFORCE loss
+
+.. math::  L = -\\frac1T \\sum_t \\log \\pi(a_t \\mid s_{\\le t}) \\, \\frac{r_t - b}{\\mathrm{sd}(r) + 10^{-8}}
+
+with an exponential moving-average baseline :math:`b` (decay ``baseline_decay``, started at the
+first episode's mean reward), and the LSTM state is reset. Log-probabilities are recomputed at
+update time from the stored states and actions, so batches of asks that run ahead of their
+results stay correct (they are then slightly off-policy).
+
+``model``: as for ``arch2vec-bo`` (path of an arch2vec ``model.pt``; default the user cache,
+pretrained on first use). Deterministic given the seed and what it was told (policy weights and
+action noise come from torch generators seeded from ``seed``).
+
+>>> from nascore.spaces import get_space
+>>> s = Arch2vecRL(get_space("nb201"), seed=0, model="model.pt")   # doctest: +SKIP
+>>> [first] = s.ask(1)                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nascore.arch2vec.dngo import single_thread
+from nascore.arch2vec.latent import LatentSpace
+from nascore.arch2vec.pretrain import load_embeddings
+from nascore.errors import UserError
+from nascore.strategies.base import Strategy
+
+
+class _Policy(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.cell = nn.LSTMCell(dim, hidden)
+        self.fc = nn.Linear(hidden, dim)
+        self.hidden = hidden
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """``states [T, dim]`` (one episode, from a zero LSTM state) -> action means ``[T, dim]``."""
+        h = c = torch.zeros(1, self.hidden)
+        out = []
+        for t in range(len(states)):
+            h, c = self.cell(states[t:t + 1], (h, c))
+            out.append(self.fc(h))
+        return torch.cat(out)
+
+
+class Arch2vecRL(Strategy):
+    name = "arch2vec-rl"
+
+    def __init__(self, space, seed: int = 0, model: str | None = None, episode: int = 16, sigma: float = 0.5,
+                 lr: float = 1e-2, hidden: int = 128, baseline_decay: float = 0.9):
+        super().__init__(space, seed)
+        if episode < 2 or sigma <= 0 or lr <= 0 or hidden < 1 or not 0 <= baseline_decay < 1:
+            raise UserError(f"arch2vec-rl needs episode >= 2, sigma > 0, lr > 0, hidden >= 1, 0 <= baseline_decay < 1; "
+                            f"got {episode}, {sigma}, {lr}, {hidden}, {baseline_decay}")
+        keys, emb = load_embeddings(space, model)
+        self.latent = LatentSpace(space, keys, emb)
+        self.episode, self.sigma, self.baseline_decay = int(episode), float(sigma), float(baseline_decay)
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            self.policy = _Policy(self.latent.emb.shape[1], hidden)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.noise = torch.Generator().manual_seed(self.seed + 1)
+        self.state: int | None = None          # index of the current state architecture
+        self.steps: list[dict] = []            # this episode: state, action, index, reward
+        self.hc = None                         # LSTM state while acting
+        self.baseline: float | None = None
+        self.updates = 0
+
+    def _take(self, i: int):
+        arch = self.latent.arch(i)
+        if not self._mark(arch):
+            raise RuntimeError(f"arch2vec-rl proposed {self.latent.keys[i]} twice")
+        self.latent.visit(i)
+        return arch
+
+    def ask(self, n: int = 1):
+        out = []
+        with single_thread(), torch.no_grad():
+            for _ in range(n):
+                self._check_not_exhausted()
+                if self.state is None:
+                    i = self.latent.random_unvisited(self.rng)
+                else:
+                    if len(self.steps) and len(self.steps) % self.episode == 0 and self.hc is not None:
+                        self.hc = None  # a new episode starts (its predecessor awaits results)
+                    s = torch.as_tensor(self.latent.emb[self.state], dtype=torch.float32)[None]
+                    if self.hc is None:
+                        self.hc = (torch.zeros(1, self.policy.hidden), torch.zeros(1, self.policy.hidden))
+                    self.hc = self.policy.cell(s, self.hc)
+                    mean = self.policy.fc(self.hc[0])[0]
+                    action = mean + self.sigma * torch.randn(mean.shape, generator=self.noise)
+                    i = self.latent.nearest_unvisited(action.double().numpy())
+                    self.steps.append({"state": s[0], "action": action, "index": i, "reward": None})
+                out.append(self._take(i))
+                self.state = i
+        return out
+
+    def tell(self, archs, results) -> None:
+        self._check_told(archs, results)
+        for a, r in zip(archs, results):
+            i = self.latent.index_of(a)
+            for st in self.steps:
+                if st["index"] == i and st["reward"] is None:
+                    st["reward"] = float(r.score)
+                    break
+        while len(self.steps) >= self.episode and all(st["reward"] is not None for st in self.steps[: self.episode]):
+            ep, self.steps = self.steps[: self.episode], self.steps[self.episode:]
+            self._update(ep)
+            if not self.steps:
+                self.hc = None
+
+    def _update(self, ep: list[dict]) -> None:
+        rewards = np.array([st["reward"] for st in ep])
+        if self.baseline is None:
+            self.baseline = float(rewards.mean())
+        adv = torch.as_tensor((rewards - self.baseline) / (rewards.std() + 1e-8), dtype=torch.float32)
+        with single_thread():
+            means = self.policy(torch.stack([st["state"] for st in ep]))
+            actions = torch.stack([st["action"] for st in ep])
+            logp = torch.distributions.Normal(means, self.sigma).log_prob(actions).sum(-1)
+            loss = -(logp * adv).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(rewards.mean())
+        self.updates += 1
