@@ -62,7 +62,7 @@ def run_all(space, strategies, budget, seeds, evaluator, work: Path, params: dic
         s = summarize_seeds(runs)
         if computed:
             s["cpu_seconds_per_search_this_session"] = (time.process_time() - t0) / computed
-        s["curve_test_mean"] = [round(float(x), 4) for x in np.nanmean(curve_array(runs), 0)]
+        s["curve_test_mean"] = [None if np.isnan(x) else round(float(x), 4) for x in np.nanmean(curve_array(runs), 0)]
         out[name] = (s, runs)
     return out
 
