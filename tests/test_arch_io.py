@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -66,6 +67,9 @@ def test_atomic_json_and_jsonl_torn_tail(tmp_path):
     atomic_write_json(tmp_path / "c.json", {"a": np.float32(1.5), "b": np.arange(2)})
     assert read_json(tmp_path / "c.json") == {"a": 1.5, "b": [0, 1]}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     h = tmp_path / "h.jsonl"
     append_jsonl(h, [{"i": 0}, {"i": 1}])
     with open(h, "a") as f:
