@@ -109,6 +109,10 @@ def run_search(*, space, strategy, evaluator: Callable, budget: Budget, out_dir,
                executor=None, batch_size: int = 1, on_result: Callable | None = None) -> dict:
     """Run (or resume) one search in ``out_dir`` and return the ``result.json`` dict."""
     out_dir = Path(out_dir)
+    need = getattr(strategy, "min_queries", 0)
+    if budget.queries is not None and budget.queries < need:
+        raise UserError(f"budget of {budget.queries} queries is smaller than the {strategy.name} strategy's "
+                        f"initial sample ({need})")
     check_or_write_config(out_dir, config)
     executor = executor or SerialExecutor()
     hist_path = out_dir / "history.jsonl"

@@ -69,6 +69,9 @@ def benchmark_search(*, space: str, strategy: str, budget: str | Budget, seeds: 
         raise UserError(f"budget of {budget.queries} queries exceeds the {space} space ({space_obj.size} architectures)")
     base = {"space": space, "dataset": dataset, "strategy": strategy, "params": params, "fidelity": fidelity,
             "budget": budget.to_dict(), "table_sha256_16": _file_digest(getattr(table, "path", None))}
+    need = getattr(get_strategy(strategy, space_obj, seed=seeds[0], **params), "min_queries", 0)
+    if budget.queries is not None and budget.queries < need:
+        raise UserError(f"budget of {budget.queries} queries is smaller than {strategy}'s initial sample ({need})")
     out = Path(output)
     check_or_write_config(out, {**base, "seeds": seeds})
     results = []

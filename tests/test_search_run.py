@@ -173,3 +173,16 @@ def test_cli_foreign_output_refused(synthetic_nb201_table, tmp_path, capsys):
     assert run_cli(base + ["--strategy", "random"], capsys)[0] == 0
     rc, _, err = run_cli(base + ["--strategy", "evolution"], capsys)
     assert rc == 2 and "different configuration" in err
+
+
+def test_budget_below_initial_sample_is_refused(synthetic_nb201_table, tmp_path, capsys):
+    class NeedsTen:
+        """A strategy that needs 10 evaluations before it can do anything."""
+
+        name = "needs-ten"
+        min_queries = 10
+
+    with pytest.raises(UserError, match="smaller than the needs-ten strategy's initial sample"):
+        run_search(space=NB201Space(), strategy=NeedsTen(), evaluator=None, budget=Budget(queries=5),
+                   out_dir=tmp_path / "r", config={})
+    assert not (tmp_path / "r").exists()

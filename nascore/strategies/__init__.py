@@ -1,7 +1,7 @@
 """Search strategies by name; each is an ask/tell :class:`Strategy`.
 
 >>> from nascore.strategies import STRATEGIES
->>> {"evolution", "random"} <= set(STRATEGIES)
+>>> {"evolution", "random", "dcl-enas"} <= set(STRATEGIES)
 True
 """
 
@@ -19,6 +19,7 @@ STRATEGIES: dict[str, str] = {
     "evolution": "nascore.strategies.evolution:RegularizedEvolution",
     "arch2vec-rl": "nascore.strategies.arch2vec_rl:Arch2vecRL",
     "arch2vec-bo": "nascore.strategies.arch2vec_bo:Arch2vecBO",
+    "dcl-enas": "nascore.strategies.dcl_enas:DCLENAS",
 }
 
 
