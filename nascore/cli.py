@@ -9,6 +9,8 @@ from nascore.cliutil import build_parser, run
 COMMAND_MODULES: list[str] = [
     "nascore.commands.search",
     "nascore.commands.bench",
+    "nascore.commands.egnas",
+    "nascore.commands.darts",
     "nascore.commands.arch2vec",
 ]
 

@@ -1,0 +1,481 @@
+"""Supernet search loop (EG-NAS and first-order DARTS share it) and evaluation-network training.
+
+Search (:func:`run_supernet_search`), per epoch ``e`` of ``epochs``:
+
+1. EG-NAS only, ``e >= warmup``: one evolution-strategy step on a held-out batch
+   (:class:`nascore.egnas.EvolutionStrategy`) moves α;
+2. the weights are trained with SGD (momentum 0.9, cosine learning rate from ``lr`` to ``lr_min``,
+   weight decay, gradient clipping) over the weight half of the training set, with
+   ``softmax(α)`` as mixing weights; for first-order DARTS (Liu et al. 2019, §2.3, ξ = 0), when
+   ``e >= warmup``, every weight step is preceded by an Adam step on α
+   (``arch_lr``, betas (0.5, 0.999), ``arch_wd``) on a batch of the held-out half;
+3. the supernet's accuracy with ``softmax(α)`` is measured on (up to ``eval_images`` of) the
+   held-out half, the architecture is derived, and one line is appended to ``log.jsonl``: epoch,
+   lr, losses/accuracies, ``alpha`` (the softmax weights), the derived ``genotype``/``arch``, the ES
+   fitness components, seconds spent on the ES, on the weights and in evaluation;
+4. ``checkpoint.pt`` (weights, α, optimisers, ES state, epoch) is replaced atomically,
+   ``result.json`` and ``alpha.png`` (α trajectories) are rewritten.
+
+Data: the standard 50/50 split of the training set (:func:`nascore.data.cifar.search_split`;
+``subset`` keeps the first N images), whole splits resident on the device, augmentation on
+tensors, bf16 autocast on CUDA (``amp="auto"``). All randomness comes from the seed: weights
+and α are initialised from it, each epoch's batch order/augmentation and ES noise from
+``(seed, epoch)``. So a run killed at any point and started again with the same command resumes
+from the last finished epoch and ends with the same result as an uninterrupted run (bitwise on
+CPU with a fixed thread count). A folder holding another configuration is refused
+(:func:`nascore.run.check_or_write_config`).
+
+``result.json``: ``method``, ``space``, ``genotype`` (darts) or ``arch`` + ``test_accuracy`` /
+``valid_accuracy_bench`` looked up in the NAS-Bench-201 table (nb201), the last supernet
+accuracy, seconds, ``finished``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nascore.errors import UserError
+from nascore.io import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl, atomic_write_text
+from nascore.run import check_or_write_config
+
+METHODS = ("egnas", "darts")
+
+
+def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10", epochs: int = 50, warmup: int | None = None,
+                  subset: int | None = None, seed: int = 0, batch_size: int = 256, lr: float | None = None,
+                  lr_min: float = 0.0, momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
+                  C: int = 16, layers: int | None = None, K: int = 4, eval_images: int = 10000, amp: str = "auto",
+                  channels_last: bool = False, arch_lr: float = 6e-4, arch_wd: float = 1e-3,
+                  es: dict | None = None) -> dict:
+    """The configuration that defines a search run (written to ``config.json``), checked.
+
+    Defaults: EG-NAS lr 0.1 (its code), DARTS lr 0.025 (DARTS code); warm-up 15 for EG-NAS (paper),
+    0 for DARTS; ``layers``: 8 cells (darts) or 5 cells per stage (nb201).
+
+    >>> search_config(method="darts", space="nb201", epochs=3)["warmup"]
+    0
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown search method {method!r} (choose from {', '.join(METHODS)})")
+    from nascore.darts.supernet import SUPERNET_SPACES
+    if space not in SUPERNET_SPACES:
+        raise UserError(f"--space: unknown space {space!r} for a supernet search (choose from {', '.join(SUPERNET_SPACES)})")
+    if dataset not in ("cifar10", "cifar100", "synthetic"):
+        raise UserError(f"--dataset: unknown dataset {dataset!r} (cifar10 or cifar100)")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("K", K), ("eval_images", eval_images)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
+    warmup = (15 if method == "egnas" else 0) if warmup is None else warmup
+    if not 0 <= warmup <= epochs:
+        raise UserError(f"--warmup must be between 0 and --epochs ({epochs}); got {warmup}")
+    if amp not in ("auto", "bf16", "off"):
+        raise UserError(f"--amp must be auto, bf16 or off; got {amp!r}")
+    if subset is not None and subset < 2:
+        raise UserError(f"--subset must be at least 2 images; got {subset}")
+    if method == "egnas":
+        from nascore.egnas import ESConfig
+        try:
+            es = ESConfig(**(es or {})).to_dict()
+        except TypeError as e:
+            raise UserError(f"EG-NAS settings: {e}") from None
+    else:
+        es = None
+    return {"method": method, "space": space, "dataset": dataset, "epochs": epochs, "warmup": warmup,
+            "subset": subset, "seed": int(seed), "batch_size": batch_size,
+            "lr": (0.1 if method == "egnas" else 0.025) if lr is None else float(lr), "lr_min": float(lr_min),
+            "momentum": momentum, "weight_decay": weight_decay, "grad_clip": grad_clip, "C": C,
+            "layers": layers or (8 if space == "darts" else 5), "K": K, "eval_images": eval_images, "amp": amp,
+            "channels_last": bool(channels_last), "arch_lr": arch_lr if method == "darts" else None,
+            "arch_wd": arch_wd if method == "darts" else None, "es": es}
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """``lr_min + (lr - lr_min)(1 + cos(π e / E)) / 2`` (SGDR without restarts, as DARTS uses).
+
+    >>> cosine_lr(0, 10, 0.1, 0.0), round(cosine_lr(5, 10, 0.1, 0.0), 6)
+    (0.1, 0.05)
+    """
+    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def autocast_factory(device: torch.device, amp: str):
+    """A zero-argument callable returning the autocast context (or None for full precision)."""
+    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    if not use:
+        return None
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, space: str, alpha_shape) -> dict:
+    """Read a search checkpoint and check it belongs to ``space`` with α of ``alpha_shape``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file becomes one line
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or "alpha" not in state or "space" not in state:
+        raise UserError(f"{path}: not a supernet search checkpoint (no 'alpha'/'space')")
+    shape = list(state["alpha"].shape)
+    if state["space"] != space or shape != list(alpha_shape):
+        raise UserError(f"{path}: α checkpoint is from space {state['space']!r} with shape {shape}; this search "
+                        f"uses space {space!r} with shape {list(alpha_shape)}")
+    return state
+
+
+def _lookup_nb201(arch: str, dataset: str, bench_data) -> dict:
+    from nascore.benchmarks.nb201 import NB201Table
+    try:
+        table = NB201Table.load(dataset, bench_data)
+    except UserError as e:
+        return {"test_accuracy": None, "lookup_error": str(e)}
+    q = table.query(arch, 200 if "valid_acc_200" in table.frame.columns else 12)
+    return {"test_accuracy": q.get("test_accuracy"), "valid_accuracy_bench": q.get("valid_accuracy")}
+
+
+def plot_alpha(log: list[dict], path: Path, primitives, title: str = "") -> None:
+    """α trajectories: one panel per edge (rows: cell types), softmax weight of each op over epochs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if not log:
+        return
+    a = np.array([rec["alpha"] for rec in log])  # [epochs, types, edges, ops]
+    ep = [rec["epoch"] for rec in log]
+    n_types, n_edges, n_ops = a.shape[1:]
+    cols = min(n_edges, 7)
+    rows_per = -(-n_edges // cols)
+    fig, axes = plt.subplots(n_types * rows_per, cols, figsize=(2.2 * cols, 1.8 * n_types * rows_per), squeeze=False,
+                             sharex=True, sharey=True)
+    for t in range(n_types):
+        for e in range(n_edges):
+            ax = axes[t * rows_per + e // cols][e % cols]
+            for o in range(n_ops):
+                ax.plot(ep, a[:, t, e, o], label=primitives[o], lw=1)
+            ax.set_title(f"{['normal', 'reduce'][t] if n_types == 2 else 'cell'} edge {e}", fontsize=7)
+            ax.tick_params(labelsize=6)
+    for k in range(n_types * rows_per * cols):
+        r, c = divmod(k, cols)
+        if (r % rows_per) * cols + c >= n_edges:
+            axes[r][c].axis("off")
+    axes[0][0].legend(fontsize=5, loc="upper left")
+    fig.suptitle(title or "softmax(α) per edge", fontsize=9)
+    fig.supxlabel("epoch", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_images(cfg: dict, data, images):
+    if images is not None:
+        return images
+    from nascore.data.cifar import load_cifar
+    if cfg["dataset"] == "synthetic":
+        raise UserError("dataset 'synthetic' needs images passed in (tests only)")
+    x, y, _ = load_cifar(cfg["dataset"], data, "train")
+    return x, y
+
+
+def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", progress: bool = True,
+                        images=None, bench_data=None, on_epoch=None) -> dict:
+    """Run (or resume) the search ``cfg`` (from :func:`search_config`) in ``output``.
+
+    ``images``: optional ``(uint8 [N, 3, H, W], int64 [N])`` used instead of loading CIFAR (tests);
+    ``on_epoch(record)``: called after each epoch's checkpoint (tests kill a run from it).
+    Returns the ``result.json`` dict.
+    """
+    from nascore.data.cifar import MEAN, STD, DeviceLoader, search_split
+    from nascore.darts.supernet import build_supernet
+
+    out = Path(output)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    x, y = _load_images(cfg, data, images)
+    check_or_write_config(out, cfg)
+    n_classes = int(y.max()) + 1 if cfg["dataset"] == "synthetic" else (10 if cfg["dataset"] == "cifar10" else 100)
+    tr, ho = search_split(len(y), cfg["subset"])
+    ds = "cifar100" if cfg["dataset"] == "cifar100" else "cifar10"
+    kw = dict(device=dev, mean=MEAN[ds], std=STD[ds], channels_last=cfg["channels_last"])
+    pad = 4 if x.shape[-1] >= 32 else max(1, x.shape[-1] // 8)
+    train_dl = DeviceLoader(x[tr], y[tr], cfg["batch_size"], seed=cfg["seed"], augment=True, pad=pad, **kw)
+    held_dl = DeviceLoader(x[ho], y[ho], cfg["batch_size"], seed=cfg["seed"] + 7919, augment=True, pad=pad, **kw)
+    n_eval = min(len(ho), cfg["eval_images"])
+    eval_dl = DeviceLoader(x[ho[:n_eval]], y[ho[:n_eval]], cfg["batch_size"], seed=0, shuffle=False, **kw)
+
+    net = build_supernet(cfg["space"], C=cfg["C"], layers=cfg["layers"], num_classes=n_classes, K=cfg["K"],
+                         seed=cfg["seed"]).to(dev)
+    if cfg["channels_last"]:
+        net = net.to(memory_format=torch.channels_last)
+    primitives = net.ops_set.primitives
+    opt = torch.optim.SGD(net.weight_parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    arch_opt = None
+    es = None
+    if cfg["method"] == "darts":
+        arch_opt = torch.optim.Adam([net.alpha], lr=cfg["arch_lr"], betas=(0.5, 0.999), weight_decay=cfg["arch_wd"])
+    else:
+        from nascore.egnas import ESConfig, EvolutionStrategy
+        es = EvolutionStrategy(ESConfig(**cfg["es"]), seed=cfg["seed"])
+    autocast = autocast_factory(dev, cfg["amp"])
+
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    start = 0
+    if ckpt_path.exists():
+        st = load_checkpoint(ckpt_path, cfg["space"], net.alpha.shape)
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        if arch_opt is not None:
+            arch_opt.load_state_dict(st["arch_optimizer"])
+        if es is not None:
+            es.load_state_dict(st["es"])
+        start = int(st["epoch"]) + 1
+    log = [r for r in read_jsonl(log_path, repair=True) if r["epoch"] < start]
+    if log_path.exists():  # drop records of an epoch that was logged but not checkpointed
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in log))
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg["epochs"], initial=start, desc=f"{cfg['method']} {cfg['space']}", unit="epoch")
+    space_key = "genotype" if cfg["space"] == "darts" else "arch"
+    for epoch in range(start, cfg["epochs"]):
+        lr = cosine_lr(epoch, cfg["epochs"], cfg["lr"], cfg["lr_min"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        rec = {"epoch": epoch, "lr": lr}
+        net.train()
+        t0 = time.perf_counter()
+        if es is not None and epoch >= cfg["warmup"]:
+            xb, yb = next(iter(held_dl.epoch(10_000 + epoch)))
+            rec.update(es.step(net, xb, yb, epoch, autocast))
+        t_es = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        arch_on = arch_opt is not None and epoch >= cfg["warmup"]
+        held_iter = cycle(held_dl.epoch(epoch)) if arch_on else None
+        arch_loss_sum, arch_steps = 0.0, 0
+        for xb, yb in train_dl.epoch(epoch):
+            if arch_on:
+                xv, yv = next(held_iter)
+                arch_opt.zero_grad(set_to_none=True)
+                with _maybe(autocast):
+                    lv = F.cross_entropy(net(xv).float(), yv)
+                lv.backward()
+                arch_opt.step()
+                arch_loss_sum += float(lv.detach())
+                arch_steps += 1
+            opt.zero_grad(set_to_none=True)
+            with _maybe(autocast):
+                logits = net(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+            loss.backward()
+            net.alpha.grad = None
+            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), cfg["grad_clip"])
+            opt.step()
+            loss_sum += float(loss.detach()) * len(yb)
+            correct += float((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+        t_w = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        v_correct = v_loss = 0.0
+        with torch.no_grad(), _maybe(autocast):
+            for xb, yb in eval_dl.epoch(0):
+                logits = net(xb)
+                v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
+                v_correct += float((logits.argmax(1) == yb).sum())
+        t_ev = time.perf_counter() - t2
+        rec.update({"train_loss": loss_sum / seen, "train_acc": 100 * correct / seen,
+                    "valid_loss": v_loss / n_eval, "valid_acc": 100 * v_correct / n_eval,
+                    "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
+                    "alpha": net.weights().detach().float().cpu().numpy().round(6).tolist(),
+                    space_key: net.derive(),
+                    "seconds": {"es": round(t_es, 4), "weights": round(t_w, 4), "eval": round(t_ev, 4)}})
+        append_jsonl(log_path, [rec])
+        state = {"space": cfg["space"], "alpha": net.alpha.detach().cpu(), "epoch": epoch,
+                 "model": net.state_dict(), "optimizer": opt.state_dict(),
+                 "arch_optimizer": arch_opt.state_dict() if arch_opt is not None else None,
+                 "es": es.state_dict() if es is not None else None, "primitives": list(primitives)}
+        save_checkpoint(ckpt_path, state)
+        log.append(rec)
+        result = _result(cfg, log, finished=epoch == cfg["epochs"] - 1, bench_data=bench_data, data=data)
+        atomic_write_json(out / "result.json", result)
+        plot_alpha(log, out / "alpha.png", primitives, title=f"{cfg['method']} on {cfg['space']}: softmax(α) per edge")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(valid=f"{rec['valid_acc']:.1f}")
+        if on_epoch is not None:
+            on_epoch(rec)
+    if bar is not None:
+        bar.close()
+    from nascore.io import read_json
+    return read_json(out / "result.json")
+
+
+class _maybe:
+    def __init__(self, autocast):
+        self.cm = autocast() if autocast is not None else None
+
+    def __enter__(self):
+        return self.cm.__enter__() if self.cm is not None else None
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc) if self.cm is not None else False
+
+
+def _result(cfg: dict, log: list[dict], finished: bool, bench_data=None, data=None) -> dict:
+    last = log[-1]
+    secs = {k: round(sum(r["seconds"][k] for r in log), 3) for k in ("es", "weights", "eval")}
+    res = {"method": cfg["method"], "space": cfg["space"], "seed": cfg["seed"], "epochs_done": len(log),
+           "valid_accuracy_supernet": last["valid_acc"], "seconds": secs}
+    if cfg["space"] == "darts":
+        res["genotype"] = last["genotype"]
+    else:
+        res["arch"] = last["arch"]
+        if finished and cfg["dataset"] in ("cifar10", "cifar100"):
+            res.update(_lookup_nb201(last["arch"], cfg["dataset"], bench_data))
+    res["alpha"] = last["alpha"]
+    res["data"] = None if data is None else str(data)
+    res["config"] = cfg
+    res["finished"] = finished
+    return res
+
+
+# --- evaluation network --------------------------------------------------------------------------
+def train_config(*, genotype: str, dataset: str = "cifar10", epochs: int = 600, subset: int | None = None,
+                 test_subset: int | None = None, seed: int = 0, batch_size: int = 96, lr: float = 0.025,
+                 momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0, C: int = 36,
+                 layers: int = 20, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.2, cutout: int = 16,
+                 amp: str = "auto", channels_last: bool = False) -> dict:
+    """Configuration of ``nascore darts train`` (DARTS §3.2 defaults: 600 epochs, batch 96, lr 0.025,
+    C = 36, 20 cells, auxiliary weight 0.4, drop-path 0.2, cutout 16)."""
+    from nascore.spaces.darts import genotype_to_string, parse_genotype
+    text = genotype_to_string(parse_genotype(genotype))
+    if dataset not in ("cifar10", "cifar100", "synthetic"):
+        raise UserError(f"--dataset: unknown dataset {dataset!r} (cifar10 or cifar100)")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("layers", layers)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
+    if layers < 3:
+        raise UserError(f"--layers must be at least 3 (two reduction cells); got {layers}")
+    if not 0 <= drop_path_prob < 1:
+        raise UserError(f"--drop-path must be in [0, 1); got {drop_path_prob}")
+    if amp not in ("auto", "bf16", "off"):
+        raise UserError(f"--amp must be auto, bf16 or off; got {amp!r}")
+    return {"genotype": text, "dataset": dataset, "epochs": epochs, "subset": subset, "test_subset": test_subset,
+            "seed": int(seed), "batch_size": batch_size, "lr": lr, "momentum": momentum,
+            "weight_decay": weight_decay, "grad_clip": grad_clip, "C": C, "layers": layers,
+            "auxiliary_weight": auxiliary_weight, "drop_path_prob": drop_path_prob, "cutout": cutout, "amp": amp,
+            "channels_last": bool(channels_last)}
+
+
+def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progress: bool = True, images=None,
+                   test_images=None) -> dict:
+    """Train (or resume) the evaluation network of ``cfg["genotype"]`` on the training set and test it
+    on the test set after every epoch; per-epoch atomic checkpoint, ``log.jsonl``, ``result.json``."""
+    from nascore.data.cifar import MEAN, STD, DeviceLoader, load_cifar
+    from nascore.darts.evalnet import EvalNet
+
+    out = Path(output)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    if images is None:
+        x, y, _ = load_cifar(cfg["dataset"], data, "train")
+        xt, yt, _ = load_cifar(cfg["dataset"], data, "test")
+    else:
+        (x, y), (xt, yt) = images, test_images
+    check_or_write_config(out, cfg)
+    if cfg["subset"]:
+        x, y = x[:cfg["subset"]], y[:cfg["subset"]]
+    if cfg["test_subset"]:
+        xt, yt = xt[:cfg["test_subset"]], yt[:cfg["test_subset"]]
+    n_classes = 100 if cfg["dataset"] == "cifar100" else (int(y.max()) + 1 if cfg["dataset"] == "synthetic" else 10)
+    ds = "cifar100" if cfg["dataset"] == "cifar100" else "cifar10"
+    kw = dict(device=dev, mean=MEAN[ds], std=STD[ds], channels_last=cfg["channels_last"])
+    train_dl = DeviceLoader(x, y, cfg["batch_size"], seed=cfg["seed"], augment=True, cutout=cfg["cutout"],
+                            pad=4 if x.shape[-1] >= 32 else 1, **kw)
+    test_dl = DeviceLoader(xt, yt, 256, shuffle=False, **kw)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg["seed"])
+        net = EvalNet(cfg["genotype"], C=cfg["C"], layers=cfg["layers"], num_classes=n_classes,
+                      auxiliary=cfg["auxiliary_weight"] > 0).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    autocast = autocast_factory(dev, cfg["amp"])
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    start = 0
+    if ckpt_path.exists():
+        try:
+            st = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            net.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f"{ckpt_path}: not a checkpoint of this network ({type(e).__name__})") from None
+        start = int(st["epoch"]) + 1
+    log = [r for r in read_jsonl(log_path, repair=True) if r["epoch"] < start]
+    if log_path.exists():
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in log))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg["epochs"], initial=start, desc="darts train", unit="epoch")
+    for epoch in range(start, cfg["epochs"]):
+        lr = cosine_lr(epoch, cfg["epochs"], cfg["lr"], 0.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        net.drop_path_prob = cfg["drop_path_prob"] * epoch / cfg["epochs"]
+        torch.manual_seed(cfg["seed"] * 1_000_003 + epoch)  # drop-path masks: reproducible per epoch
+        net.train()
+        t0 = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        for xb, yb in train_dl.epoch(epoch):
+            opt.zero_grad(set_to_none=True)
+            with _maybe(autocast):
+                logits, aux = net(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+                if aux is not None:
+                    loss = loss + cfg["auxiliary_weight"] * F.cross_entropy(aux.float(), yb)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["grad_clip"])
+            opt.step()
+            loss_sum += float(loss.detach()) * len(yb)
+            correct += float((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+        net.eval()
+        t_correct = 0.0
+        with torch.no_grad(), _maybe(autocast):
+            for xb, yb in test_dl.epoch(0):
+                t_correct += float((net(xb)[0].argmax(1) == yb).sum())
+        rec = {"epoch": epoch, "lr": lr, "drop_path_prob": net.drop_path_prob, "train_loss": loss_sum / seen,
+               "train_acc": 100 * correct / seen, "test_acc": 100 * t_correct / len(yt),
+               "seconds": round(time.perf_counter() - t0, 3)}
+        append_jsonl(log_path, [rec])
+        save_checkpoint(ckpt_path, {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict()})
+        log.append(rec)
+        atomic_write_json(out / "result.json", {
+            "genotype": cfg["genotype"], "epochs_done": len(log), "test_accuracy": rec["test_acc"],
+            "params": sum(p.numel() for n, p in net.named_parameters() if not n.startswith("aux.")),
+            "seconds": round(sum(r["seconds"] for r in log), 3), "config": cfg,
+            "finished": epoch == cfg["epochs"] - 1})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(test=f"{rec['test_acc']:.1f}")
+    if bar is not None:
+        bar.close()
+    from nascore.io import read_json
+    return read_json(out / "result.json")
