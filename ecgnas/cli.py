@@ -9,6 +9,9 @@ from nascore.cliutil import build_parser, run
 # Modules that add a sub-command; keep this list in the order shown by ``ecgnas --help``.
 COMMAND_MODULES: list[str] = [
     "ecgnas.data.prepare",
+    "ecgnas.commands.train",
+    "ecgnas.commands.evaluate",
+    "ecgnas.commands.baseline",
 ]
 
 

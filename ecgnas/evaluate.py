@@ -1,0 +1,216 @@
+"""Checkpoints of trained ECG models, and their (re-)evaluation on the DS1 hold-out or DS2.
+
+A checkpoint (``checkpoint.pt``, read with ``torch.load(weights_only=True)``) is a dict::
+
+    {"format": "ecgnas-checkpoint", "version": 1,
+     "model": "resnet", "hparams": {...}, "window": 252, "n_rr": 4, "n_classes": 5,
+     "prep": {...PrepConfig fields...}, "prep_key": "...", "split": "inter",
+     "train": {...TrainConfig fields...}, "best_epoch": 12, "val_macro_f1": 61.3,
+     "state_dict": {...}}
+
+It holds everything needed to rebuild the model (:func:`ecgnas.models.build_model`) and the very
+same beats and split (:func:`load_data`), so ``ecgnas evaluate RUN`` reproduces a run's figures.
+
+>>> # ckpt = load_checkpoint("runs/resnet-s0/checkpoint.pt")
+>>> # metrics = evaluate_run("runs/resnet-s0", split="test")   # writes runs/resnet-s0/eval-test/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from nascore.errors import UserError
+from nascore.io import atomic_write_bytes
+
+CHECKPOINT_FORMAT = "ecgnas-checkpoint"
+CHECKPOINT_VERSION = 1
+SPLITS = ("inter", "intra")
+EVAL_SPLITS = ("test", "val")
+_REQUIRED = ("model", "hparams", "window", "n_rr", "n_classes", "prep", "split", "state_dict")
+
+
+def prep_dict(prep) -> dict:
+    """A PrepConfig as a plain JSON-ready dict (tuples as lists; includes the pipeline ``version``)."""
+    return prep.to_dict()
+
+
+def prep_key(prep) -> str:
+    """The data pipeline's cache key of a PrepConfig (identifies the exact beats it yields)."""
+    return str(prep.key())
+
+
+def make_prep(fields: Mapping[str, Any] | None = None, **overrides):
+    """Build a :class:`ecgnas.data.PrepConfig` from a dict (a checkpoint's ``prep``) plus overrides.
+
+    Fields the constructor does not take (the pipeline ``version``) are dropped: a changed
+    pipeline shows up as a different :func:`prep_key` instead.
+
+    >>> make_prep({"before_s": 0.25, "after_s": 0.45, "version": "1"}, after_s=0.25).window_samples()
+    (90, 90)
+    """
+    from ecgnas.data import PrepConfig
+
+    d = dict(fields or {})
+    d.update(overrides)
+    for f in dataclasses.fields(PrepConfig):
+        if not f.init:
+            d.pop(f.name, None)
+    known = {f.name for f in dataclasses.fields(PrepConfig) if f.init}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UserError(f"prep config: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return PrepConfig(**d)
+
+
+def load_data(data=None, prep=None, split: str = "inter", progress: bool = True):
+    """Load the beats for ``prep`` (cached by the data pipeline) and make the named split.
+
+    Returns ``(beats, split_dict)`` with ``split_dict = {"train", "val", "test"}`` index arrays:
+    ``"inter"`` is de Chazal's DS1/DS2 with the DS1 hold-out records as ``val``
+    (:func:`ecgnas.data.inter_patient_split`); ``"intra"`` mixes beats of all records
+    (:func:`ecgnas.data.intra_patient_split`, optimistic, for comparison with papers only).
+    """
+    from ecgnas import data as ecgdata
+
+    if split not in SPLITS:
+        raise UserError(f"split: {split!r} is not one of {', '.join(SPLITS)}")
+    beats = ecgdata.load_beats(data=data, config=prep if prep is not None else ecgdata.PrepConfig(),
+                               progress=progress)
+    fn = ecgdata.inter_patient_split if split == "inter" else ecgdata.intra_patient_split
+    return beats, fn(beats)
+
+
+def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Mapping[str, Any] | None = None):
+    """:func:`ecgnas.models.build_model`, with unknown names / hyper-parameters as one-line UserErrors."""
+    from ecgnas.models import MODELS, build_model
+
+    if name not in MODELS:
+        raise UserError(f"model: unknown name {name!r} (choose from: {', '.join(sorted(MODELS))})")
+    try:
+        return build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, **dict(hparams or {}))
+    except TypeError as e:
+        raise UserError(f"model {name!r}: bad hyper-parameters {dict(hparams or {})}: {e}") from None
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],
+                    window: int, n_rr: int, n_classes: int, prep, split: str, extra: Mapping[str, Any] | None = None
+                    ) -> None:
+    """Write ``model``'s weights and everything needed to rebuild it, atomically.
+
+    >>> # save_checkpoint(run / "checkpoint.pt", model, name="resnet", hparams={}, window=252,
+    >>> #                 n_rr=4, n_classes=5, prep=PrepConfig(), split="inter")
+    """
+    import io
+
+    ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name, "hparams": dict(hparams),
+            "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "prep": prep_dict(prep),
+            "prep_key": prep_key(prep), "split": split, **dict(extra or {}),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    A missing file, a file torch cannot read, or a dict that is not ours raises a one-line
+    :class:`UserError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found (is this an 'ecgnas train' run folder?)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError ...)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable torch checkpoint ({first[:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an ecgnas checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise UserError(f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
+                        f"(this ecgnas reads version {CHECKPOINT_VERSION})")
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
+    """Rebuild the model of a loaded checkpoint and load its weights (eval mode, CPU)."""
+    model = build(ckpt["model"], ckpt["window"], ckpt["n_rr"], ckpt["n_classes"], ckpt["hparams"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit model {ckpt['model']!r} {ckpt['hparams']} "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    return model.eval()
+
+
+def evaluate_indices(out_dir: str | os.PathLike, model: torch.nn.Module, beats, idx, title: str,
+                     batch_size: int = 512) -> dict:
+    """Predict ``beats`` rows ``idx`` and write the evaluation files into ``out_dir``.
+
+    Returns the metrics dict of :func:`ecgnas.report.write_evaluation` (metrics.json,
+    per_record.csv, confusion.png, predictions.csv).
+    """
+    from ecgnas.report import write_evaluation
+    from ecgnas.train import predict
+
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.size == 0:
+        raise UserError(f"{title}: no beats to evaluate")
+    y_pred = predict(model, beats, idx, batch_size=batch_size)
+    return write_evaluation(out_dir, np.asarray(beats.y)[idx], y_pred, np.asarray(beats.record)[idx],
+                            np.asarray(beats.sample)[idx], title)
+
+
+def headline(m: Mapping[str, Any]) -> dict:
+    """The numbers a results table needs from a :func:`ecgnas.metrics.metrics_json` dict.
+
+    Accuracy, macro-F1 (N,S,V,F), kappa, per-class Se/+P/F1 of S and V, EC57 SVEB Se/+P and VEB
+    Se/+P/FPR (percent; None where undefined).
+    """
+    pc = m["per_class"]
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "kappa": m["kappa"],
+            "S": {k: pc["S"][k] for k in ("se", "ppv", "f1")}, "V": {k: pc["V"][k] for k in ("se", "ppv", "f1")},
+            "sveb": {k: m["ec57"]["sveb"][k] for k in ("se", "ppv")},
+            "veb": {k: m["ec57"]["veb"][k] for k in ("se", "ppv", "fpr")}}
+
+
+def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, progress: bool = True,
+                 device: str = "auto") -> dict:
+    """Re-evaluate the checkpoint of ``run_dir`` on ``split`` ("test" = DS2, "val" = DS1 hold-out).
+
+    Reloads ``run_dir/checkpoint.pt``, rebuilds the beats with the same PrepConfig (refusing data
+    whose cache key differs) and writes the evaluation into ``run_dir/eval-<split>/``. Returns
+    the metrics dict.
+
+    >>> # m = evaluate_run("runs/resnet-s0", "test"); m["macro_f1"]
+    """
+    from ecgnas.train import resolve_device
+
+    if split not in EVAL_SPLITS:
+        raise UserError(f"--split: {split!r} is not one of {', '.join(EVAL_SPLITS)}")
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise UserError(f"{run}: run folder not found")
+    path = run / "checkpoint.pt"
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    prep = make_prep(ckpt["prep"])
+    if ckpt.get("prep_key") and prep_key(prep) != ckpt["prep_key"]:
+        raise UserError(f"{path}: its prep config no longer gives cache key {ckpt['prep_key']!r} "
+                        f"(got {prep_key(prep)!r}); the data pipeline changed since training")
+    beats, parts = load_data(data, prep, ckpt["split"], progress=progress)
+    if beats.x.shape[1] != ckpt["window"]:
+        raise UserError(f"{path}: model expects window {ckpt['window']} but the data has {beats.x.shape[1]}")
+    model.to(resolve_device(device))
+    title = f"{ckpt['model']} {ckpt['split']}-patient, {'DS2' if split == 'test' else 'DS1 hold-out'} ({run.name})"
+    return evaluate_indices(run / f"eval-{split}", model, beats, parts[split], title)
