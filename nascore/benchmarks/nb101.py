@@ -69,6 +69,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from nascore.benchmarks.table import CompactTable
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
 from nascore.spaces.nb101 import (INPUT, MAX_NODES, OP_INDEX, OPS, OUTPUT, NB101Space, canonicalize_strings,
@@ -89,16 +90,17 @@ QUOTE_HINT = 'arch strings contain commas, so they must be quoted ("ops=...,...|
 
 
 @dataclass
-class NB101Table:
+class NB101Table(CompactTable):
     """The compact table in memory (``frame`` has canonical ``arch`` strings); :meth:`load` finds it."""
 
     frame: pd.DataFrame
     path: Path | None = None
     dataset: str = "cifar10"
 
+    test_column = "test_acc_108"
+
     def __post_init__(self):
-        self._row = {a: k for k, a in enumerate(self.frame["arch"].tolist())}
-        self._cols = {c: self.frame[c].to_numpy(np.float64) for c in self.frame.columns if c != "arch"}
+        self._index()
         self._space = NB101Space()
 
     # --- loading -------------------------------------------------------------------------
@@ -161,9 +163,6 @@ class NB101Table:
         return cls(df.reset_index(drop=True), path)
 
     # --- fidelity and lookup ------------------------------------------------------------------
-    def has(self, column: str) -> bool:
-        return column in self._cols
-
     def default_fidelity(self) -> int:
         return 108
 
@@ -205,34 +204,12 @@ class NB101Table:
                 out[c] = float(v[k])
         return out
 
-    def query(self, arch, fidelity: int | None = None) -> dict:
-        """``valid_accuracy`` (search signal), ``test_accuracy`` (always test_acc_108), ``cost_seconds``."""
-        fidelity = self.default_fidelity() if fidelity is None else fidelity
-        col = self.signal_column(fidelity)
-        k = self.row(arch)
-        out = {"valid_accuracy": float(self._cols[col][k]), "test_accuracy": float(self._cols["test_acc_108"][k]),
-               "cost_seconds": self.cost(k, fidelity)}
-        if self.has("params_m"):
-            out["params_m"] = float(self._cols["params_m"][k])
-        return out
-
     def cost(self, k: int, fidelity: int) -> float | None:
         col = f"train_seconds_{fidelity}"
         if self.has(col) and not np.isnan(self._cols[col][k]):
             return float(self._cols[col][k])
         return None
 
-    def optimum(self, fidelity: int | None = None) -> dict:
-        """The best-by-validation cell and its test accuracy, plus the best test accuracy overall."""
-        col = self.signal_column(fidelity)
-        v = self._cols[col]
-        k = int(np.nanargmax(v))
-        t = self._cols["test_acc_108"]
-        return {"arch": self.frame["arch"].iloc[k], "valid_accuracy": float(v[k]),
-                "test_accuracy": float(t[k]), "best_test_accuracy": float(np.nanmax(t))}
-
-    def __len__(self) -> int:
-        return len(self.frame)
 
 
 def export_rows(rows: Iterable[tuple], path: str | os.PathLike | None = None) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nascore.benchmarks.table import CompactTable
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
 
@@ -57,17 +58,17 @@ def table_filename(dataset: str) -> str:
 
 
 @dataclass
-class NB201Table:
+class NB201Table(CompactTable):
     """The compact table in memory; :meth:`load` finds and validates it."""
 
     frame: pd.DataFrame
     dataset: str
     path: Path | None = None
 
+    test_column = "test_acc_200"
+
     def __post_init__(self):
-        self._row = {a: k for k, a in enumerate(self.frame["arch"].tolist())}
-        self._cols = {c: self.frame[c].to_numpy(np.float64) for c in self.frame.columns
-                      if c not in ("index", "arch")}
+        self._index()
 
     # --- loading -------------------------------------------------------------------------
     @classmethod
@@ -107,9 +108,6 @@ class NB201Table:
         return cls(df.reset_index(drop=True), dataset, path)
 
     # --- fidelity and lookup ------------------------------------------------------------------
-    def has(self, column: str) -> bool:
-        return column in self._cols
-
     def default_fidelity(self) -> int:
         return 200 if self.has("valid_acc_200") else 12
 
@@ -131,19 +129,6 @@ class NB201Table:
         except KeyError:
             raise UserError(f"arch {arch!r} is not in {self.path or 'the nb201 table'}") from None
 
-    def query(self, arch: str, fidelity: int | None = None) -> dict:
-        """``valid_accuracy`` (search signal), ``test_accuracy`` (always test_acc_200), ``cost_seconds``."""
-        fidelity = self.default_fidelity() if fidelity is None else fidelity
-        k = self.row(arch)
-        out = {
-            "valid_accuracy": float(self._cols[self.signal_column(fidelity)][k]),
-            "test_accuracy": float(self._cols["test_acc_200"][k]),
-            "cost_seconds": self.cost(k, fidelity),
-        }
-        if self.has("params_m"):
-            out["params_m"] = float(self._cols["params_m"][k])
-        return out
-
     def cost(self, k: int, fidelity: int) -> float | None:
         if fidelity == 200 and self.has("train_seconds_200"):
             return float(self._cols["train_seconds_200"][k])
@@ -151,17 +136,6 @@ class NB201Table:
             return float(12 * self._cols["train_seconds_per_epoch"][k])
         return None
 
-    def optimum(self, fidelity: int | None = None) -> dict:
-        """The best-by-validation cell and its test accuracy, plus the best test accuracy overall."""
-        col = self.signal_column(fidelity)
-        v = self._cols[col]
-        k = int(np.nanargmax(v))
-        t = self._cols["test_acc_200"]
-        return {"arch": self.frame["arch"].iloc[k], "valid_accuracy": float(v[k]),
-                "test_accuracy": float(t[k]), "best_test_accuracy": float(np.nanmax(t))}
-
-    def __len__(self) -> int:
-        return len(self.frame)
 
 
 # --- official NATS-Bench files ----------------------------------------------------------------

@@ -32,6 +32,8 @@ accuracy, seconds, ``finished``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import io
 import json
 import math
@@ -274,14 +276,14 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
             if arch_on:
                 xv, yv = next(held_iter)
                 arch_opt.zero_grad(set_to_none=True)
-                with _maybe(autocast):
+                with (autocast or nullcontext)():
                     lv = F.cross_entropy(net(xv).float(), yv)
                 lv.backward()
                 arch_opt.step()
                 arch_loss_sum += float(lv.detach())
                 arch_steps += 1
             opt.zero_grad(set_to_none=True)
-            with _maybe(autocast):
+            with (autocast or nullcontext)():
                 logits = net(xb)
                 loss = F.cross_entropy(logits.float(), yb)
             loss.backward()
@@ -294,7 +296,7 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
         t_w = time.perf_counter() - t1
         t2 = time.perf_counter()
         v_correct = v_loss = 0.0
-        with torch.no_grad(), _maybe(autocast):
+        with torch.no_grad(), (autocast or nullcontext)():
             for xb, yb in eval_dl.epoch(0):
                 logits = net(xb)
                 v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
@@ -327,15 +329,6 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     return read_json(out / "result.json")
 
 
-class _maybe:
-    def __init__(self, autocast):
-        self.cm = autocast() if autocast is not None else None
-
-    def __enter__(self):
-        return self.cm.__enter__() if self.cm is not None else None
-
-    def __exit__(self, *exc):
-        return self.cm.__exit__(*exc) if self.cm is not None else False
 
 
 def _result(cfg: dict, log: list[dict], finished: bool, bench_data=None, data=None) -> dict:
@@ -445,7 +438,7 @@ def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progres
         loss_sum = correct = seen = 0.0
         for xb, yb in train_dl.epoch(epoch):
             opt.zero_grad(set_to_none=True)
-            with _maybe(autocast):
+            with (autocast or nullcontext)():
                 logits, aux = net(xb)
                 loss = F.cross_entropy(logits.float(), yb)
                 if aux is not None:
@@ -458,7 +451,7 @@ def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progres
             seen += len(yb)
         net.eval()
         t_correct = 0.0
-        with torch.no_grad(), _maybe(autocast):
+        with torch.no_grad(), (autocast or nullcontext)():
             for xb, yb in test_dl.epoch(0):
                 t_correct += float((net(xb)[0].argmax(1) == yb).sum())
         rec = {"epoch": epoch, "lr": lr, "drop_path_prob": net.drop_path_prob, "train_loss": loss_sum / seen,
