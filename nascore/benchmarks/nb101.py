@@ -69,7 +69,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from nascore.benchmarks.table import CompactTable
+from nascore.benchmarks.table import CompactTable, numeric_columns
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
 from nascore.spaces.nb101 import (INPUT, MAX_NODES, OP_INDEX, OPS, OUTPUT, NB101Space, canonicalize_strings,
@@ -129,26 +129,7 @@ class NB101Table(CompactTable):
         if df.empty:
             raise UserError(f"{path}: the table has no rows")
         df = df[[c for c in REQUIRED + OPTIONAL if c in df.columns]].copy()
-        for c in df.columns:
-            if c == "arch":
-                continue
-            vals = pd.to_numeric(df[c], errors="coerce")
-            bad = np.flatnonzero(vals.isna().to_numpy() & df[c].notna().to_numpy())
-            if len(bad):
-                raise UserError(f"{path}: line {bad[0] + 2}, column {c}: not a number ({df[c].iloc[bad[0]]!r})")
-            if c in REQUIRED:
-                empty = np.flatnonzero(vals.isna().to_numpy())
-                if len(empty):
-                    raise UserError(f"{path}: line {empty[0] + 2}, column {c}: empty (the column is required)")
-            if "acc" in c:
-                v = vals.to_numpy(np.float64)
-                out = np.flatnonzero((v < 0) | (v > 100))
-                if len(out):
-                    raise UserError(f"{path}: line {out[0] + 2}, column {c}: {v[out[0]]} is not a percentage in [0, 100]")
-                if np.isfinite(v).any() and np.nanmax(v) <= 1.0:
-                    raise UserError(f"{path}: column {c} looks like fractions (max {np.nanmax(v)}); "
-                                    "accuracies must be percent (multiply the official values by 100)")
-            df[c] = vals
+        df = numeric_columns(df, path, required=REQUIRED)
         arch = df["arch"]
         empty = np.flatnonzero(arch.isna().to_numpy())
         if len(empty):

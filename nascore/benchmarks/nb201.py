@@ -36,10 +36,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from nascore.benchmarks.table import CompactTable
+from nascore.benchmarks.table import CompactTable, numeric_columns
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
 
@@ -94,14 +93,7 @@ class NB201Table(CompactTable):
         if "valid_acc_200" not in df.columns and "valid_acc_12" not in df.columns:
             raise UserError(f"{path}: needs a validation column (valid_acc_200 or valid_acc_12)")
         df = df[[c for c in REQUIRED + OPTIONAL if c in df.columns]]
-        for c in df.columns:
-            if c == "arch":
-                continue
-            vals = pd.to_numeric(df[c], errors="coerce")
-            bad = np.flatnonzero(vals.isna().to_numpy() & df[c].notna().to_numpy())
-            if len(bad):
-                raise UserError(f"{path}: line {bad[0] + 2}, column {c}: not a number ({df[c].iloc[bad[0]]!r})")
-            df[c] = vals
+        df = numeric_columns(df, path, required=REQUIRED)
         dup = df["arch"].duplicated()
         if dup.any():
             raise UserError(f"{path}: arch {df['arch'][dup].iloc[0]!r} appears twice")

@@ -9,6 +9,36 @@ column of canonical strings and numeric columns), sets :attr:`test_column`, and 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from nascore.errors import UserError
+
+
+def numeric_columns(df: pd.DataFrame, path, required=()) -> pd.DataFrame:
+    """Parse every column but ``arch`` as numbers, with one-line errors naming line and column:
+    a non-number, an empty required cell, an accuracy outside [0, 100] or given as fractions."""
+    df = df.copy()
+    for c in df.columns:
+        if c == "arch":
+            continue
+        vals = pd.to_numeric(df[c], errors="coerce")
+        bad = np.flatnonzero(vals.isna().to_numpy() & df[c].notna().to_numpy())
+        if len(bad):
+            raise UserError(f"{path}: line {bad[0] + 2}, column {c}: not a number ({df[c].iloc[bad[0]]!r})")
+        if c in required:
+            empty = np.flatnonzero(vals.isna().to_numpy())
+            if len(empty):
+                raise UserError(f"{path}: line {empty[0] + 2}, column {c}: empty (the column is required)")
+        if "acc" in c:
+            v = vals.to_numpy(np.float64)
+            out = np.flatnonzero((v < 0) | (v > 100))
+            if len(out):
+                raise UserError(f"{path}: line {out[0] + 2}, column {c}: {v[out[0]]} is not a percentage in [0, 100]")
+            if np.isfinite(v).any() and np.nanmax(v) <= 1.0:
+                raise UserError(f"{path}: column {c} looks like fractions (max {np.nanmax(v)}); "
+                                "accuracies must be percent (multiply the official values by 100)")
+        df[c] = vals
+    return df
 
 
 class CompactTable:

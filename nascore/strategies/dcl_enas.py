@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from nascore.errors import UserError
 from nascore.predictors.dcl import DCLConfig, DCLPredictor
