@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     ap.add_argument("--samples-per-epoch", type=int, default=8192)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--sampler", default="balanced",
+                    help="batch sampler of the hand-designed runs (balanced: chosen on the DS1 hold-out macro-F1)")
+    ap.add_argument("--class-weight", default="none")
     ap.add_argument("--trials", type=int, default=8, help="random-search trials (0: skip the search)")
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -92,7 +95,8 @@ def main(argv=None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = parse_seeds(args.seeds)
     base = TrainConfig(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, batch_size=args.batch_size,
-                       patience=args.patience, device=args.device, num_threads=args.threads)
+                       patience=args.patience, device=args.device, num_threads=args.threads,
+                       sampler=args.sampler, class_weight=args.class_weight)
     doc = {**header(), "protocol": "inter-patient MIT-BIH (de Chazal 2004): train DS1 minus hold-out records, "
                                    "early stopping and selection on the DS1 hold-out, test DS2",
            "prep": PrepConfig().to_dict(), "train_config": base.to_dict(),

@@ -72,7 +72,7 @@ class SearchSpace:
     weight_decay: tuple[float, float] = (1e-5, 1e-1)
     windows: tuple[tuple[float, float], ...] = ((0.25, 0.45), (0.2, 0.3), (0.3, 0.6))
     class_weight: tuple[str, ...] = ("none", "sqrt_inverse", "inverse")
-    sampler: tuple[str, ...] = ("shuffle", "sqrt_balanced")
+    sampler: tuple[str, ...] = ("shuffle", "sqrt_balanced", "balanced")
 
     def to_dict(self) -> dict:
         return json_ready(dataclasses.asdict(self))
