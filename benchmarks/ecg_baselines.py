@@ -11,10 +11,11 @@ Resumable: every run lives in its own folder under ``--work`` (``ecgnas train`` 
 baseline random-search`` run folders); finished runs are read back instead of re-trained, a
 killed random search resumes from its history, and the JSON is rewritten after every entry.
 
-Example (the settings of the recorded results; 26 minutes wall on the shared 2-core CPU, 1 torch thread)::
+Example (the settings of the recorded hand-designed results; the random search ran as a second process with
+``--models "" --trials 10 --out benchmarks/results/ecg_baselines_random_search.json``)::
 
-    NASCORE_DATA=../shared/data python benchmarks/ecg_baselines.py --epochs 10 --samples-per-epoch 8192 \\
-        --seeds 0,1,2 --trials 8 --threads 1
+    NASCORE_DATA=../shared/data python benchmarks/ecg_baselines.py --epochs 16 --patience 5 --samples-per-epoch 8192 \\
+        --seeds 0,1,2 --trials 0 --threads 1 --work runs/ecg_b2
 """
 
 from __future__ import annotations
