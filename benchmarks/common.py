@@ -42,3 +42,15 @@ def machine() -> dict:
 def header() -> dict:
     return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name] + sys.argv), "machine": machine()}
+
+
+def parallel_map(fn, jobs: list, n_jobs: int = 1, desc: str = "") -> list:
+    """``[fn(j) for j in jobs]`` with a progress bar, over ``n_jobs`` forked processes when > 1."""
+    from tqdm import tqdm
+
+    if n_jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(n_jobs) as pool:
+            return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc))
+    return [fn(j) for j in tqdm(jobs, desc=desc)]

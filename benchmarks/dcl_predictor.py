@@ -20,13 +20,12 @@ Writes ``benchmarks/results/dcl_predictor.json`` and ``dcl_predictor.png``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header  # noqa: E402
+from common import RESULTS, header, parallel_map  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
@@ -109,13 +108,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     jobs = [(args.work, t, tuple(sizes), args.data) for t in range(args.trials)]
     t0 = time.perf_counter()
-    from tqdm import tqdm
-
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            trials = list(tqdm(pool.imap(run_trial, jobs), total=len(jobs), desc="trials"))
-    else:
-        trials = [run_trial(j) for j in tqdm(jobs, desc="trials")]
+    trials = parallel_map(run_trial, jobs, args.jobs, desc="trials")
     summary = {}
     for n in sizes:
         summary[str(n)] = {}

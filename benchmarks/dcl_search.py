@@ -16,13 +16,12 @@ ones are read back, not rerun. ``--jobs`` searches run in parallel processes.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header  # noqa: E402
+from common import RESULTS, header, parallel_map  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -83,13 +82,7 @@ def main() -> None:
     table = _table(args.data)
     jobs = [(args.work, s, f, k, args.budget, args.data) for f in fidelities for s in strategies for k in seeds]
     t0 = time.perf_counter()
-    from tqdm import tqdm
-
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            results = list(tqdm(pool.imap(run_one, jobs), total=len(jobs), desc="searches"))
-    else:
-        results = [run_one(j) for j in tqdm(jobs, desc="searches")]
+    results = parallel_map(run_one, jobs, args.jobs, desc="searches")
     by = {(j[1], j[2]): [] for j in jobs}
     for j, r in zip(jobs, results):
         by[(j[1], j[2])].append(r)
