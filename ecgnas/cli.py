@@ -12,6 +12,7 @@ COMMAND_MODULES: list[str] = [
     "ecgnas.commands.train",
     "ecgnas.commands.evaluate",
     "ecgnas.commands.baseline",
+    "ecgnas.commands.search",
 ]
 
 

@@ -3,7 +3,7 @@
 A checkpoint (``checkpoint.pt``, read with ``torch.load(weights_only=True)``) is a dict::
 
     {"format": "ecgnas-checkpoint", "version": 1,
-     "model": "resnet", "hparams": {...}, "window": 252, "n_rr": 4, "n_classes": 5,
+     "model": "resnet", "hparams": {...}, "window": 126, "n_rr": 5, "n_classes": 5, "in_channels": 2,
      "prep": {...PrepConfig fields...}, "prep_key": "...", "split": "inter",
      "train": {...TrainConfig fields...}, "best_epoch": 12, "val_macro_f1": 61.3,
      "state_dict": {...}}
@@ -52,7 +52,7 @@ def make_prep(fields: Mapping[str, Any] | None = None, **overrides):
     pipeline shows up as a different :func:`prep_key` instead.
 
     >>> make_prep({"before_s": 0.25, "after_s": 0.45, "version": "1"}, after_s=0.25).window_samples()
-    (90, 90)
+    (45, 45)
     """
     from ecgnas.data import PrepConfig
 
@@ -86,21 +86,23 @@ def load_data(data=None, prep=None, split: str = "inter", progress: bool = True)
     return beats, fn(beats)
 
 
-def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Mapping[str, Any] | None = None):
+def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Mapping[str, Any] | None = None,
+          in_channels: int = 1):
     """:func:`ecgnas.models.build_model`, with unknown names / hyper-parameters as one-line UserErrors."""
     from ecgnas.models import MODELS, build_model
 
     if name not in MODELS:
         raise UserError(f"model: unknown name {name!r} (choose from: {', '.join(sorted(MODELS))})")
     try:
-        return build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, **dict(hparams or {}))
+        return build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels,
+                           **dict(hparams or {}))
     except TypeError as e:
         raise UserError(f"model {name!r}: bad hyper-parameters {dict(hparams or {})}: {e}") from None
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],
-                    window: int, n_rr: int, n_classes: int, prep, split: str, extra: Mapping[str, Any] | None = None
-                    ) -> None:
+                    window: int, n_rr: int, n_classes: int, prep, split: str, extra: Mapping[str, Any] | None = None,
+                    in_channels: int = 1) -> None:
     """Write ``model``'s weights and everything needed to rebuild it, atomically.
 
     >>> # save_checkpoint(run / "checkpoint.pt", model, name="resnet", hparams={}, window=252,
@@ -109,7 +111,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: st
     import io
 
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name, "hparams": dict(hparams),
-            "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "prep": prep_dict(prep),
+            "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "in_channels": int(in_channels),
+            "prep": prep_dict(prep),
             "prep_key": prep_key(prep), "split": split, **dict(extra or {}),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     buf = io.BytesIO()
@@ -144,7 +147,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
     """Rebuild the model of a loaded checkpoint and load its weights (eval mode, CPU)."""
-    model = build(ckpt["model"], ckpt["window"], ckpt["n_rr"], ckpt["n_classes"], ckpt["hparams"])
+    model = build(ckpt["model"], ckpt["window"], ckpt["n_rr"], ckpt["n_classes"], ckpt["hparams"],
+                  in_channels=int(ckpt.get("in_channels", 1)))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -209,8 +213,9 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, pro
         raise UserError(f"{path}: its prep config no longer gives cache key {ckpt['prep_key']!r} "
                         f"(got {prep_key(prep)!r}); the data pipeline changed since training")
     beats, parts = load_data(data, prep, ckpt["split"], progress=progress)
-    if beats.x.shape[1] != ckpt["window"]:
-        raise UserError(f"{path}: model expects window {ckpt['window']} but the data has {beats.x.shape[1]}")
+    if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
+        raise UserError(f"{path}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the data "
+                        f"has {beats.in_channels} x {beats.window}")
     model.to(resolve_device(device))
     title = f"{ckpt['model']} {ckpt['split']}-patient, {'DS2' if split == 'test' else 'DS1 hold-out'} ({run.name})"
     return evaluate_indices(run / f"eval-{split}", model, beats, parts[split], title)

@@ -115,6 +115,42 @@ def test_one_dimensional_op_set_reuses_the_supernet():
         darts_opset(2).build("conv_9x9", 4)
 
 
+def test_features_are_the_classifier_input_and_the_stem_can_stride():
+    torch.manual_seed(0)
+    net = DartsSupernet(C=4, layers=3, num_classes=5, K=2, ops=darts_opset(1), in_channels=2)
+    x = torch.randn(3, 2, 40)
+    h = net.features(x)
+    assert h.shape == (3, net.feature_dim) and torch.equal(net(x), net.classifier(h))
+    body = DartsSupernet(C=4, layers=3, num_classes=None, K=2, ops=darts_opset(1), in_channels=2, stem_stride=2)
+    assert body(x).shape == (3, body.feature_dim)                  # no classifier: forward = features
+    assert body.stem(x).shape[-1] == 20
+    nb = NB201Supernet(C=4, N=1, K=1, num_classes=3)
+    xi = torch.randn(2, 3, 8, 8)
+    assert torch.equal(nb(xi), nb.classifier(nb.features(xi)))
+    ev = EvalNet(DARTS_V2, C=4, layers=3, num_classes=None, auxiliary=False, ops=darts_opset(1), in_channels=2,
+                 stem_stride=2).eval()
+    f, aux = ev.features(x)
+    assert f.shape == (3, ev.feature_dim) and aux is None and torch.equal(ev(x)[0], f)
+    with pytest.raises(UserError, match="auxiliary head needs num_classes"):
+        EvalNet(DARTS_V2, C=4, layers=3, num_classes=None, auxiliary=True)
+
+
+def test_recalibrated_copy_predicts_independently_of_the_batch():
+    from nascore.darts.supernet import recalibrated_copy
+    torch.manual_seed(0)
+    net = DartsSupernet(C=4, layers=3, num_classes=3, K=2, ops=darts_opset(1), in_channels=1).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x, other = torch.randn(4, 1, 32), 5 + 3 * torch.randn(12, 1, 32)
+    assert not torch.allclose(net(x), net(torch.cat([x, other]))[:4])   # batch statistics: depends on the batch
+    twin = recalibrated_copy(net, [(torch.randn(16, 1, 32),) for _ in range(3)])
+    assert not twin.training and net.training
+    assert torch.allclose(twin(x), twin(torch.cat([x, other]))[:4], atol=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(b.running_mean is None for b in net.modules() if isinstance(b, nn.BatchNorm1d))
+    with pytest.raises(UserError, match="at least one batch"):
+        recalibrated_copy(net, [])
+
+
 def test_eval_net_aux_drop_path_and_bad_genotypes():
     torch.manual_seed(0)
     net = EvalNet(DARTS_V2, C=8, layers=5, num_classes=10, auxiliary=True)

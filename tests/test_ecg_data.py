@@ -21,7 +21,8 @@ from nascore.errors import UserError
 
 from conftest import real_dataset
 
-RAW = PrepConfig(filter="none")  # windows equal the stored signal: easy to check exactly
+# windows equal the stored 360 Hz signal, one channel, the four basic RR features: easy to check exactly
+RAW = PrepConfig(filter="none", fs=360, residual="none", rr_set="basic")
 
 
 # --------------------------------------------------------------------------- generated records
@@ -154,7 +155,9 @@ def test_other_sampling_rate_is_resampled_to_360(tmp_path):
     write_record(db, "201", s, y, fs=250)
     beats = load_beats(db, RAW, cache_dir=tmp_path / "c", progress=False)
     assert beats.fs == 360 and beats.x.shape == (15, 252)
-    np.testing.assert_array_equal(beats.sample, np.round(np.array(s) * 360 / 250).astype(int))
+    # `sample` stays the annotation's index in the record's own files (250 Hz), so predictions.csv
+    # lines up with the .atr file; the windows are cut around the rescaled peaks
+    np.testing.assert_array_equal(beats.sample, s)
     assert any("resampled 250 Hz -> 360 Hz" in n for n in beats.report["notes"])
     # the QRS bump (1.5 mV Gaussian) is still at the rescaled peak after resampling
     assert (beats.x[:, 90] > 1.3).all()
@@ -216,11 +219,12 @@ def test_cache_hit_returns_identical_beats_and_any_changed_parameter_misses(smal
         np.testing.assert_array_equal(getattr(cold, name), getattr(warm, name))
     assert warm.x.dtype == np.float32 and warm.y.dtype == np.int64 and warm.record.dtype.kind == "U"
     for changed in (PrepConfig(after_s=0.5), PrepConfig(filter="bandpass"), PrepConfig(lowpass_hz=30.0),
-                    PrepConfig(local_rr_beats=5), PrepConfig(beat_norm="zscore")):
+                    PrepConfig(local_rr_beats=5), PrepConfig(beat_norm="zscore"), PrepConfig(residual="none"),
+                    PrepConfig(rr_set="basic"), PrepConfig(fs=360)):
         b = load_beats(small_db, changed, cache_dir=cdir, progress=False)
         assert not b.report["cache"]["hit"], changed
         assert b.report["cache"]["key"] != cold.report["cache"]["key"]
-    assert load_beats(small_db, PrepConfig(after_s=0.5), cache_dir=cdir, progress=False).x.shape[1] == 90 + 180
+    assert load_beats(small_db, PrepConfig(after_s=0.5), cache_dir=cdir, progress=False).window == 45 + 90
     # a damaged entry (manifest gone) is rebuilt, not trusted
     entry = Path(cold.report["cache"]["dir"])
     (entry / "manifest.json").unlink()
@@ -345,8 +349,12 @@ def test_detector_finds_simulated_beats():
     assert 35 <= len(peaks) <= 40  # 75 bpm over 30 s
     rr = np.diff(peaks) / 360
     assert np.median(rr) == pytest.approx(0.8, abs=0.05)
-    out = unlabelled_beats(ecg, 360)
+    out = unlabelled_beats(ecg, 360, RAW)
     assert out["x"].shape == (len(peaks), 252) and out["rr"].shape == (len(peaks), 4)
+    out = unlabelled_beats(ecg, 360, PrepConfig(fs=360))  # the default inputs: residual channel, 5 RR features
+    assert out["x"].shape == (len(peaks), 2, 252) and out["rr"].shape == (len(peaks), 5)
+    with pytest.raises(UserError, match="resample it first"):
+        unlabelled_beats(ecg, 360)  # the default config works at 180 Hz
     with pytest.raises(UserError, match="NaN"):
         detect_rpeaks(np.full(3600, np.nan), 360)
 
@@ -364,7 +372,8 @@ def test_prepare_cli_on_generated_records(small_db, tmp_path, capsys):
     assert s["DS1"] == {"N": 5 + 17, "S": 1 + 1, "V": 1 + 2, "F": 1, "Q": 2}
     assert s["DS2"] == {"N": 18, "S": 1, "V": 1, "F": 0, "Q": 0}
     assert s["inter_patient"]["val"] == {"N": 17, "S": 1, "V": 2, "F": 0, "Q": 0}
-    assert s["skipped_symbols"] == {"+": 2, "x": 1} and s["window_length"] == 72 + 108
+    assert s["skipped_symbols"] == {"+": 2, "x": 1} and s["window_length"] == 36 + 54  # 0.2 s + 0.3 s at 180 Hz
+    assert s["input_shape"] == {"in_channels": 2, "window": 90, "n_rr": 5}
     assert s["cache"]["hit"] is False and s["parameters"]["before_s"] == 0.2
 
 
@@ -416,7 +425,7 @@ def test_real_warm_load_and_default_holdout(real_prepared):
     beats = load_beats(db, PrepConfig(), cache_dir=cache, progress=False)
     warm = time.perf_counter() - t
     assert beats.report["cache"]["hit"] and warm < 2.0
-    assert beats.x.shape == (sum(PUBLISHED_COUNTS["DS1"].values()) + sum(PUBLISHED_COUNTS["DS2"].values()), 252)
+    assert beats.x.shape == (sum(PUBLISHED_COUNTS["DS1"].values()) + sum(PUBLISHED_COUNTS["DS2"].values()), 2, 126)
     assert np.isfinite(beats.x).all() and np.isfinite(beats.rr).all()
     split = inter_patient_split(beats)
     assert beats.class_counts(split["test"]) == PUBLISHED_COUNTS["DS2"]

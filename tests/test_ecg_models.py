@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgnas.models import MODELS, build_model, count_parameters
+from ecgnas.models import HAND_DESIGNED, build_model, count_parameters
 from nascore.errors import UserError
 
 SMALL_RESNET = {"depth": 2, "width": 8, "kernel_size": 5, "dropout": 0.0}
@@ -20,7 +20,7 @@ def _fc(n_in, n_out):
     return n_in * n_out + n_out
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(HAND_DESIGNED))
 @pytest.mark.parametrize("window", [187, 252, 300])
 @pytest.mark.parametrize("use_rr", [False, True])
 def test_output_shape(name, window, use_rr):
@@ -70,22 +70,31 @@ def test_resnet_parameter_count_matches_architecture():
     stem = _conv(1, w, k, bias=False) + bn(w)
     block0 = 2 * (_conv(w, w, k, bias=False) + bn(w))  # identity shortcut
     block1 = 2 * (_conv(w, w, k, bias=False) + bn(w)) + _conv(w, w, 1, bias=False) + bn(w)  # stride 2
-    head = _fc(w + 4, 64) + _fc(64, 5)
+    head = _fc(4, 32) + _fc(w + 32, 64) + _fc(64, 5)  # RR branch FC 4 -> 32, then the classifier
     model = build_model("resnet", depth=2, width=w, kernel_size=k, use_rr=True)
     assert count_parameters(model) == stem + block0 + block1 + head
+    # a second input channel only widens the stem convolution
+    two = build_model("resnet", depth=2, width=w, kernel_size=k, use_rr=True, in_channels=2)
+    assert count_parameters(two) - count_parameters(model) == w * k
     # the parameter count does not depend on the window (global pooling)
     other_window = build_model("resnet", window=100, depth=2, width=w, kernel_size=k)
     assert count_parameters(other_window) == count_parameters(model)
 
 
-@pytest.mark.parametrize("name,first_fc", [("kachuee", 32), ("acharya", 30), ("resnet", 64)])
+@pytest.mark.parametrize("name,first_fc", [("kachuee", 32), ("acharya", 30)])
 def test_use_rr_adds_rr_inputs_to_first_fc(name, first_fc):
     without = count_parameters(build_model(name, use_rr=False))
     with_rr = count_parameters(build_model(name, use_rr=True))
     assert with_rr - without == 4 * first_fc
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+def test_resnet_rr_goes_through_its_own_layer():
+    without = count_parameters(build_model("resnet", use_rr=False))
+    with_rr = count_parameters(build_model("resnet", use_rr=True, n_rr=5))
+    assert with_rr - without == (5 * 32 + 32) + 32 * 64  # RR branch, and its 32 units at the first FC
+
+
+@pytest.mark.parametrize("name", sorted(HAND_DESIGNED))
 def test_rr_features_used_only_when_asked(name):
     x = torch.randn(4, 1, 252)
     rr_a, rr_b = torch.zeros(4, 4), torch.ones(4, 4)
@@ -146,7 +155,7 @@ def test_resnet_learns_from_rr_alone():
     assert acc_on >= 0.95
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(HAND_DESIGNED))
 def test_same_seed_same_model(name):
     x, rr = torch.randn(2, 1, 252), torch.randn(2, 4)
     outs, states = [], []
@@ -160,7 +169,7 @@ def test_same_seed_same_model(name):
 
 
 def test_bad_names_and_hyperparameters():
-    with pytest.raises(UserError, match=r"unknown model 'lstm' \(choose from: acharya, kachuee, resnet\)"):
+    with pytest.raises(UserError, match=r"unknown model 'lstm' \(choose from: acharya, darts1d, ecg-cell, kachuee, resnet\)"):
         build_model("lstm")
     with pytest.raises(UserError, match=r"kachuee: unknown hyperparameter 'depth' \(valid: use_rr\)"):
         build_model("kachuee", depth=3)

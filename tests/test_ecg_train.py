@@ -1,4 +1,4 @@
-"""Trainer, train/evaluate CLI and random-search baseline, on small synthetic beats (seconds on a CPU).
+"""Trainer and the train/evaluate CLI, on small synthetic beats (seconds on a CPU).
 
 The synthetic beats use real DS1 / hold-out / DS2 record names, so the real
 :func:`ecgnas.data.inter_patient_split` applies; ``load_beats`` is replaced by a generator that
@@ -14,58 +14,20 @@ import numpy as np
 import pytest
 import torch
 
-from ecgnas import data as ecgdata
-from ecgnas.baselines import SearchSpace, random_search, sample_trials
 from ecgnas.cli import main as cli
-from ecgnas.data import Beats, inter_patient_split
+from ecgnas.data import inter_patient_split
 from ecgnas.models import build_model
 from ecgnas.train import TrainConfig, class_weights, fit, predict, seed_everything
 from nascore.errors import UserError
 from nascore.io import read_jsonl
 
-TRAIN_RECS = ("101", "106", "108", "109")  # DS1, not in the default hold-out
-VAL_RECS = ("114", "124")  # DS1 hold-out records
-TEST_RECS = ("100", "103")  # DS2
-
-
-def make_beats(window: int = 54, per_record: int = 60, seed: int = 0, fs: int = 360) -> Beats:
-    rng = np.random.default_rng(seed)
-    t = np.arange(window, dtype=np.float64)
-    r = window // 3
-
-    def bump(width, amp):
-        return amp * np.exp(-0.5 * ((t - r) / width) ** 2)
-
-    shapes = {0: bump(2, 1.0), 1: bump(2, 1.0), 2: bump(7, -1.0), 3: bump(2, 0.6) + bump(6, -0.6)}
-    xs, rrs, ys, recs, samples = [], [], [], [], []
-    for rec in TRAIN_RECS + VAL_RECS + TEST_RECS:
-        y = rng.choice(4, per_record, p=[0.55, 0.15, 0.15, 0.15])
-        for i, c in enumerate(y):
-            xs.append(shapes[int(c)] + rng.normal(0, 0.05, window))
-            premature = c == 1  # S: short RR before, compensatory pause after
-            rrs.append([rng.normal(0.5 if premature else 1.0, 0.05), rng.normal(1.4 if premature else 1.0, 0.05),
-                        rng.normal(1.0, 0.02), 0.8])
-            ys.append(int(c))
-            recs.append(rec)
-            samples.append(300 * (i + 1))
-    return Beats(x=np.asarray(xs, np.float32), rr=np.asarray(rrs, np.float32), y=np.asarray(ys),
-                 record=np.asarray(recs), sample=np.asarray(samples), fs=fs)
+from ecg_fakes import install_fake_loader, make_beats
 
 
 @pytest.fixture
 def fake_data(monkeypatch):
     """Replace the MIT-BIH pipeline by synthetic beats of the requested window; counts the calls."""
-    calls = []
-
-    def fake_load_beats(data=None, config=None, cache_dir=None, progress=True, jobs=None):
-        cfg = config or ecgdata.PrepConfig()
-        calls.append(cfg)
-        b = make_beats(window=sum(cfg.window_samples()))
-        b.config = cfg
-        return b
-
-    monkeypatch.setattr(ecgdata, "load_beats", fake_load_beats)
-    return calls
+    return install_fake_loader(monkeypatch)
 
 
 def tiny_model(window=54, seed=0, **hp):
@@ -73,7 +35,7 @@ def tiny_model(window=54, seed=0, **hp):
     return build_model("resnet", window=window, **{"depth": 1, "width": 8, "kernel_size": 5, "dropout": 0.0, **hp})
 
 
-FAST = dict(batch_size=32, lr=1e-2, num_threads=1, device="cpu")
+FAST = dict(batch_size=32, lr=1e-2, num_threads=1, device="cpu", samples_per_epoch=None)  # one pass over the training beats
 
 
 def test_fit_learns_separable_data_and_uses_rr():
@@ -144,6 +106,7 @@ def test_train_config_rejects_bad_values():
 RUN_FILES = ("config.json", "checkpoint.pt", "train_log.jsonl", "metrics.json", "per_record.csv", "confusion.png",
              "predictions.csv", "val_metrics.json", "train_summary.json")
 TRAIN_ARGS = ["train", "--model", "resnet", "--epochs", "3", "--batch-size", "32", "--window", "0.05,0.1",
+              "--samples-per-epoch", "0",
               "--hparam", "depth=1", "--hparam", "width=8", "--hparam", "kernel_size=5", "--threads", "1",
               "--device", "cpu", "--quiet"]
 
@@ -158,7 +121,7 @@ def test_train_cli_writes_run_and_evaluate_reproduces(tmp_path, fake_data, capsy
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["hparams"] == {"depth": 1, "width": 8, "kernel_size": 5} and cfg["train"]["epochs"] == 3
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert ckpt["model"] == "resnet" and ckpt["window"] == 54 and ckpt["prep_key"] == cfg["prep_key"]
+    assert ckpt["model"] == "resnet" and ckpt["window"] == 27 and ckpt["prep_key"] == cfg["prep_key"]
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_beats"] == 2 * 60  # DS2 records only
     assert json.loads((run / "val_metrics.json").read_text())["n_beats"] == 2 * 60
@@ -199,71 +162,31 @@ def test_train_cli_refuses_other_config_and_bad_inputs(tmp_path, fake_data, caps
     assert "checkpoint" in capsys.readouterr().err
 
 
-TINY_SPACE = SearchSpace(depth=(1, 2), width=(4, 8), kernel_size=(3, 5), windows=((0.05, 0.1), (0.05, 0.08)),
-                         lr=(1e-3, 5e-3))
-TINY_BASE = TrainConfig(epochs=2, batch_size=32, patience=None, num_threads=1, device="cpu")
+def test_q_beats_left_out_of_training_unless_asked():
+    beats = make_beats()
+    split = inter_patient_split(beats)
+    tr = split["train"]
+    beats.y[tr[:5]] = 4  # five Q beats in training
+    cfg = TrainConfig(epochs=1, **FAST)
+    res = fit(tiny_model(), beats, split, cfg, progress=False)
+    assert res.n_train == len(tr) - 5 and res.class_weights[4] == 0.0
+    res_q = fit(tiny_model(), beats, split, TrainConfig(epochs=1, train_q=True, **FAST), progress=False)
+    assert res_q.n_train == len(tr) and res_q.class_weights[4] > 0
 
 
-def _comparable(res: dict) -> dict:
-    """A result without its wall-clock timings."""
-    return {"best": {k: v for k, v in res["best"].items() if k not in ("train_seconds", "throughput")},
-            "val": res["val"], "test_metrics": res["test_metrics"],
-            "trials": [(t["trial"], t["val_macro_f1"], t["params"]) for t in res["trials"]]}
+def test_ema_weights_are_the_ones_scored_and_kept():
+    beats = make_beats()
+    split = inter_patient_split(beats)
+    plain = tiny_model(seed=0)
+    fit(plain, beats, split, TrainConfig(epochs=2, patience=None, **FAST), progress=False)
+    ema = tiny_model(seed=0)
+    res = fit(ema, beats, split, TrainConfig(epochs=2, patience=None, ema_decay=0.9, **FAST), progress=False)
+    # same seed and batches: only the averaging differs, so the kept weights differ
+    assert not all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), ema.state_dict().values()))
+    assert res.best_val_macro_f1 == pytest.approx(res.history[res.best_epoch - 1]["val_macro_f1"])
+    from ecgnas.metrics import classification_report
 
-
-def test_random_search_resume_repeats_nothing_and_matches_uninterrupted(tmp_path, fake_data, monkeypatch):
-    import ecgnas.baselines as bl
-
-    full = random_search(tmp_path / "full", 4, seed=3, base=TINY_BASE, space=TINY_SPACE, progress=False)
-    assert full["complete"] and full["n_trials"] == 4
-
-    trained = []
-    real_run_trial = bl.run_trial
-
-    def counting(cfg, *a, **k):
-        trained.append(cfg["trial"])
-        return real_run_trial(cfg, *a, **k)
-
-    monkeypatch.setattr(bl, "run_trial", counting)
-    part = random_search(tmp_path / "part", 4, seed=3, base=TINY_BASE, space=TINY_SPACE, progress=False,
-                         max_new_trials=2)  # the "kill" after two trials
-    assert not part["complete"] and part["n_done"] == 2
-    assert [r["trial"] for r in read_jsonl(tmp_path / "part" / "history.jsonl")] == [0, 1]
-    assert not (tmp_path / "part" / "result.json").exists()
-    with open(tmp_path / "part" / "history.jsonl", "a") as f:  # a crash in the middle of an append
-        f.write('{"trial": 2, "val_ma')
-    resumed = random_search(tmp_path / "part", 4, seed=3, base=TINY_BASE, space=TINY_SPACE, progress=False)
-    assert trained == [0, 1, 2, 3]  # each trial trained exactly once over both invocations
-    assert [r["trial"] for r in read_jsonl(tmp_path / "part" / "history.jsonl")] == [0, 1, 2, 3]
-    assert _comparable(resumed) == _comparable(full)
-    assert json.loads((tmp_path / "part" / "result.json").read_text())["best"]["trial"] == full["best"]["trial"]
-    for name in ("checkpoint.pt", "metrics.json", "val_metrics.json", "predictions.csv", "confusion.png"):
-        assert (tmp_path / "part" / "best" / name).is_file()
-    assert (tmp_path / "part" / "best" / "predictions.csv").read_text() == \
-        (tmp_path / "full" / "best" / "predictions.csv").read_text()
-    # the best checkpoint is an ordinary run checkpoint
-    assert cli(["evaluate", str(tmp_path / "part" / "best"), "--quiet", "--device", "cpu"]) == 0
-    # a finished search asked again trains nothing
-    trained.clear()
-    assert _comparable(random_search(tmp_path / "part", 4, seed=3, base=TINY_BASE, space=TINY_SPACE,
-                                     progress=False)) == _comparable(full)
-    assert trained == []
-
-
-def test_random_search_refuses_other_config(tmp_path, fake_data):
-    random_search(tmp_path / "rs", 1, seed=0, base=TINY_BASE, space=TINY_SPACE, progress=False)
-    with pytest.raises(UserError, match="different configuration"):
-        random_search(tmp_path / "rs", 1, seed=1, base=TINY_BASE, space=TINY_SPACE, progress=False)
-    assert cli(["baseline", "random-search", "--trials", "1", "--seed", "0", "--output", str(tmp_path / "rs"),
-                "--quiet"]) == 2  # the CLI's default space and epochs differ too
-
-
-def test_sample_trials_reproducible_and_extendable():
-    a = sample_trials(6, seed=5)
-    assert a == sample_trials(6, seed=5) and a[:4] == sample_trials(4, seed=5)
-    assert a != sample_trials(6, seed=6)
-    sp = SearchSpace()
-    for c in a:
-        assert c["hparams"]["depth"] in sp.depth and sp.lr[0] <= c["train"]["lr"] <= sp.lr[1]
-        assert tuple(c["window"]) in sp.windows
-    assert len({c["train"]["seed"] for c in a}) == 6
+    va = split["val"]
+    assert classification_report(beats.y[va], predict(ema, beats, va))["macro_f1"] == pytest.approx(res.best_val_macro_f1)
+    with pytest.raises(UserError, match="ema_decay"):
+        TrainConfig(ema_decay=1.5)

@@ -64,6 +64,28 @@ def test_es_step_moves_alpha_toward_the_better_candidate():
     assert cos_after > cos_before
 
 
+class _TwoInputNet(_ToyNet):
+    """Same logits as _ToyNet, from two inputs (like the ECG supernet's beats and RR features); has dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x, scale, w=None):
+        return self.drop(super().forward(x, w) * scale)
+
+
+def test_es_step_accepts_tuple_inputs_and_scores_in_eval_mode():
+    y = torch.arange(6) % 3
+    x = nn.functional.one_hot(y, 3).float()
+    a, b = _ToyNet(), _TwoInputNet()
+    b.train()
+    la = EvolutionStrategy(ESConfig(population=5), seed=1).step(a, x, y, epoch=0)
+    lb = EvolutionStrategy(ESConfig(population=5), seed=1).step(b, (x, torch.ones(())), y, epoch=0)
+    assert la == lb and torch.equal(a.alpha, b.alpha)          # tuple inputs, no dropout while scoring
+    assert b.training                                         # the network's mode is restored
+
+
 def test_es_noise_depends_on_seed_and_epoch_only():
     net = _ToyNet()
     y = torch.arange(6) % 3

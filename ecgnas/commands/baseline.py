@@ -1,23 +1,28 @@
 """``ecgnas baseline random-search``: the hand-designed baseline (1D ResNet + RR) tuned by random search.
 
-Samples depth, width, kernel size, dropout, RR features on/off, learning rate, weight decay, beat
-window, class weighting and sampler (:class:`ecgnas.baselines.SearchSpace`), trains each trial on
-DS1-train with early stopping on the DS1 hold-out, keeps the best by hold-out macro-F1 and
-evaluates it on DS2 into ``DIR/best/``. Resumable: re-run the same command after a kill.
+Random search over the hand-designed family (:mod:`ecgnas.spaces.handdesigned`: depth, width,
+kernel size, dropout, RR features on/off, learning rate, weight decay, beat window, class
+weighting / sampler). Each trial trains at the search fidelity on DS1 minus the hold-out records
+and is scored on the DS1 hold-out; the best is retrained with the full schedule and evaluated on
+DS2 into ``DIR/final/``. It is exactly ``ecgnas search --method random --space resnet-family
+--baseline none`` (same run loop, evaluator, fidelity and final schedule as the NAS methods), so
+its folder can be given to ``ecgnas search --baseline DIR``. Resumable: re-run the same command.
 
 Example::
 
-    ecgnas baseline random-search --trials 16 --epochs 8 --seed 0 --threads 1 --output runs/rs0
+    ecgnas baseline random-search --trials 24 --seed 0 --output runs/baseline-s0
 """
 
 from __future__ import annotations
 
 import sys
 
-from ecgnas.commands.train import add_train_options, train_config_from_args
-
 
 def register(subparsers) -> None:
+    from ecgnas.evaluator import DEFAULT_FIDELITY
+    from ecgnas.train import DEVICES, TrainConfig
+
+    d = TrainConfig()
     p = subparsers.add_parser("baseline", help="hand-designed baselines (random search over the ResNet family)",
                               description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="baseline", metavar="KIND", parser_class=type(p))
@@ -25,27 +30,41 @@ def register(subparsers) -> None:
     rs = sub.add_parser("random-search", help="random search over the 1D ResNet + RR family and its training recipe",
                         description=__doc__.split("\n\n")[1])
     rs.add_argument("--trials", type=int, required=True, help="number of sampled configurations")
-    rs.add_argument("--seed", type=int, default=0, help="draws all trial configurations and their seeds")
+    rs.add_argument("--seed", type=int, default=0, help="draws the trial configurations and their training seeds")
     rs.add_argument("--split", choices=("inter", "intra"), default="inter")
-    rs.add_argument("--max-new-trials", type=int, default=None,
-                    help="run at most this many trials now, then stop (resume later with the same command)")
-    rs.add_argument("--output", required=True, help="search folder")
-    add_train_options(rs, epochs_default=12)
+    rs.add_argument("--output", required=True, help="run folder")
+    rs.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
+    rs.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
+                    help=f"epochs per trial (default {DEFAULT_FIDELITY['epochs']})")
+    rs.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
+                    help=f"class-balanced beats per trial epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+    rs.add_argument("--epochs", type=int, default=d.epochs, help=f"final model: max epochs (default {d.epochs})")
+    rs.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
+                    help=f"final model: beats per epoch (default {d.samples_per_epoch}; 0 = all)")
+    rs.add_argument("--patience", type=int, default=d.patience, help=f"final model: patience (default {d.patience})")
+    rs.add_argument("--device", choices=DEVICES, default="cpu")
+    rs.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    rs.add_argument("--eval-cache", default=None, help="evaluation cache folder (default OUTPUT/evals)")
+    rs.add_argument("--quiet", action="store_true", help="no progress output")
     rs.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from ecgnas.baselines import random_search
+    import dataclasses
 
-    base = train_config_from_args(args)
-    res = random_search(args.output, args.trials, seed=args.seed, base=base, split=args.split, data=args.data,
-                        progress=not args.quiet, max_new_trials=args.max_new_trials)
-    if not res["complete"]:
-        print(f"{args.output}: {res['n_done']}/{res['n_trials']} trials done; run the same command to continue",
-              file=sys.stdout)
-        return 0
-    b, t = res["best"], res["test"]
-    print(f"{args.output}: best trial {b['trial']} (hold-out macro-F1 {b['val_macro_f1']:.2f}, {b['params']} params); "
-          f"DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} -> {args.output.rstrip('/')}/result.json",
-          file=sys.stdout)
+    from ecgnas.evaluator import default_fidelity
+    from ecgnas.search import ecg_search, final_schedule
+
+    runtime = dict(device=args.device, num_threads=args.threads)
+    fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
+    final = dataclasses.replace(final_schedule(), epochs=args.epochs, patience=args.patience,
+                                samples_per_epoch=None if args.samples_per_epoch == 0 else args.samples_per_epoch,
+                                **runtime)
+    res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
+                     fidelity=fidelity, final=final, data=args.data, split=args.split, baseline="none",
+                     eval_cache=args.eval_cache, progress=not args.quiet)
+    t = res["ds2"]
+    print(f"{args.output}: best {res['best_arch']} (hold-out macro-F1 {res['search_val_macro_f1']:.2f}, "
+          f"{res['params']:,} params); DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} "
+          f"-> {args.output.rstrip('/')}/result.json", file=sys.stdout)
     return 0

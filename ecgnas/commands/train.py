@@ -134,18 +134,17 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
               "train": cfg.identity(),
               "runtime": {k: v for k, v in cfg.to_dict().items() if k not in cfg.identity()},
               "data": None if data is None else str(data)}
-    window = sum(prep.window_samples())
-    build(model, window, 4, 5, hp)  # bad model name / hparams fail here, before anything is written
+    in_ch, window, n_rr = prep.input_shape()
+    build(model, window, n_rr, 5, hp, in_channels=in_ch)  # bad name / hparams fail here, before anything is written
     if check_output(out, config):
         summary = read_json(out / DONE_FILE)
         _say(progress, f"{out}: this run already finished (DS2 macro-F1 {summary['test']['macro_f1']:.2f}); kept as is")
         return summary
 
     beats, parts = load_data(data, prep, split, progress=progress)
-    n_rr = int(beats.rr.shape[1])
-    window = int(beats.x.shape[1])
+    n_rr, window, in_ch = beats.n_rr, beats.window, beats.in_channels
     seed_everything(cfg.seed)
-    net = build(model, window, n_rr, 5, hp)
+    net = build(model, window, n_rr, 5, hp, in_channels=in_ch)
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # an unfinished earlier attempt of this same run: start clean
         if (out / name).exists():
@@ -155,7 +154,7 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
                    f"(hold-out {len(parts['val'])}, test {len(parts['test'])}) -> {out}")
     res = fit(net, beats, parts, cfg, progress=progress, log=out / "train_log.jsonl")
     save_checkpoint(out / "checkpoint.pt", net, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
-                    prep=prep, split=split,
+                    prep=prep, split=split, in_channels=in_ch,
                     extra={"train": cfg.to_dict(), "best_epoch": res.best_epoch, "val_macro_f1": res.best_val_macro_f1})
     va = parts["val"]
     val_metrics = metrics_json(beats.y[va], predict(net, beats, va, cfg.eval_batch_size), beats.record[va])
@@ -177,14 +176,16 @@ def _say(progress: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def add_train_options(p, epochs_default: int = 30) -> None:
+def add_train_options(p, epochs_default: int | None = None) -> None:
     """Options shared by ``train`` and ``baseline random-search`` (training hyper-parameters, runtime)."""
     d = TrainConfig()
+    epochs_default = d.epochs if epochs_default is None else epochs_default
     p.add_argument("--epochs", type=int, default=epochs_default, help=f"max epochs (default {epochs_default})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help=f"LR schedule (default {d.schedule})")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"batch sampler (default {d.sampler})")
-    p.add_argument("--samples-per-epoch", type=int, default=None, help="beats drawn per epoch (default: all)")
+    p.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
+                   help=f"beats drawn per epoch (default {d.samples_per_epoch}; 0 = every training beat once)")
     p.add_argument("--patience", type=int, default=d.patience,
                    help=f"early-stopping patience in epochs on the hold-out macro-F1 (default {d.patience})")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if available), cpu, cuda")
@@ -197,7 +198,7 @@ def add_train_options(p, epochs_default: int = 30) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one model (DS1, early stop on the DS1 hold-out), evaluate on DS2",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="kachuee, acharya or resnet")
+    p.add_argument("--model", required=True, help="kachuee, acharya, resnet, or ecg-cell (with --hparam arch=...)")
     d = TrainConfig()
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
@@ -228,8 +229,9 @@ def parse_window(text: str | None):
 
 
 def train_config_from_args(args, **fields) -> TrainConfig:
+    spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, schedule=args.schedule, sampler=args.sampler,
-                       samples_per_epoch=args.samples_per_epoch, patience=args.patience, device=args.device,
+                       samples_per_epoch=spe, patience=args.patience, device=args.device,
                        amp=not args.no_amp, num_threads=args.threads, **fields)
 
 

@@ -20,10 +20,14 @@ from ecgnas.aami import CLASSES
 class Beats:
     """Single-lead beat windows with labels.
 
-    * ``x``: float32 ``[n, L]`` beat windows (``L = 252`` by default, R peak at index 90);
-    * ``rr``: float32 ``[n, 4]`` RR features ``[pre, post, local, avg]`` (see :mod:`ecgnas.data.preprocess`);
+    * ``x``: float32 ``[n, C, L]`` (window and residual channels, the default) or ``[n, L]`` (one
+      channel) beat windows at ``fs`` (``L = 126`` by default, R peak at index 45);
+    * ``rr``: float32 ``[n, 5]`` (default ``rr_set="ratios"``) or ``[n, 4]`` RR features (see
+      :mod:`ecgnas.data.preprocess`);
     * ``y``: int64 ``[n]`` class index into :data:`ecgnas.aami.CLASSES` (N, S, V, F, Q);
-    * ``record``: str ``[n]`` record name (``"101"``); ``sample``: int64 ``[n]`` R-peak sample at ``fs``;
+    * ``record``: str ``[n]`` record name (``"101"``); ``sample``: int64 ``[n]`` the R-peak
+      annotation's sample index as stored in the record's files (at the record's own rate, 360 Hz
+      for MIT-BIH, whatever ``fs`` the beats were prepared at), so it matches the ``.atr`` file;
     * ``fs``: sampling rate in Hz; ``report``: preparation report (skipped symbols, per-record
       counts, notes such as resampling, cache key/hit); ``config``: the :class:`PrepConfig` used.
     """
@@ -60,6 +64,21 @@ class Beats:
         y = self.y if idx is None else self.y[np.asarray(idx)]
         counts = np.bincount(y, minlength=len(CLASSES))
         return {c: int(counts[i]) for i, c in enumerate(CLASSES)}
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels a model needs: 1 for ``x [n, L]``, ``C`` for ``x [n, C, L]``."""
+        return 1 if np.ndim(self.x) == 2 else int(np.shape(self.x)[1])
+
+    @property
+    def window(self) -> int:
+        """Samples per beat window ``L``."""
+        return int(np.shape(self.x)[-1])
+
+    @property
+    def n_rr(self) -> int:
+        """Number of RR features per beat."""
+        return int(np.shape(self.rr)[1])
 
     def records(self) -> list[str]:
         """Distinct record names, sorted."""

@@ -204,7 +204,9 @@ def resample_ratio(fs_in: float, fs_out: int) -> Fraction:
 class RecordData:
     """One lead of one record plus its annotations, at ``fs`` Hz.
 
-    ``signal``: float64 [n] in mV; ``ann_sample``: int64 [m] (sorted); ``ann_symbol``: str [m].
+    ``signal``: float64 [n] in mV; ``ann_sample``: int64 [m] (sorted, at ``fs``); ``ann_symbol``: str [m];
+    ``ann_sample_file``: int64 [m], the same annotations' sample indices as stored in the file (at
+    ``fs_original``; equal to ``ann_sample`` when no resampling happened).
     """
 
     name: str
@@ -217,6 +219,11 @@ class RecordData:
     ann_sample: np.ndarray
     ann_symbol: np.ndarray
     notes: list[str] = field(default_factory=list)
+    ann_sample_file: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.ann_sample_file is None:
+            self.ann_sample_file = self.ann_sample
 
 
 def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: int = 360) -> RecordData:
@@ -262,6 +269,7 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
     if idx != 0:
         notes.append(f"record {name}: lead {lead} is signal {idx} (stored order: {', '.join(names)})")
     fs_in = float(rec.fs)
+    file_samples = samples
     if abs(fs_in - fs) > 1e-9:
         ratio = resample_ratio(fs_in, fs)
         from scipy.signal import resample_poly
@@ -272,4 +280,4 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
         notes.append(f"record {name}: resampled {fs_in:g} Hz -> {fs} Hz (scipy resample_poly up={ratio.numerator} "
                      f"down={ratio.denominator}; {n_in} -> {len(sig)} samples; annotation samples rescaled)")
     return RecordData(name=name, signal=sig, fs=fs, fs_original=fs_in, lead=lead, lead_index=idx, sig_names=names,
-                      ann_sample=samples, ann_symbol=symbols, notes=notes)
+                      ann_sample=samples, ann_symbol=symbols, notes=notes, ann_sample_file=file_samples)

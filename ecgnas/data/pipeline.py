@@ -12,7 +12,7 @@ around them and compute the RR features over those beats.
 
 >>> beats = load_beats(progress=False)                  # doctest: +SKIP
 >>> beats.x.shape, beats.class_counts()["V"]           # doctest: +SKIP
-((100720, 252), 7009)
+((100733, 2, 126), 7009)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from nascore.errors import UserError
 from . import cache as _cache
 from .beats import Beats
 from .mitdb import LeadMissing, find_mitdb, list_records, read_record, verify_files
-from .preprocess import PIPELINE_VERSION, PrepConfig, beat_windows, clean_signal, normalise_beats, rr_features
+from .preprocess import PIPELINE_VERSION, PrepConfig, beat_inputs, clean_signal
 
 _CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 
@@ -53,16 +53,16 @@ def prepare_record(folder: str | os.PathLike, name: str, cfg: PrepConfig) -> dic
     mapped = np.array([s in SYMBOL_TO_CLASS for s in rec.ann_symbol], dtype=bool)
     skipped = Counter(rec.ann_symbol[~mapped].tolist())
     peaks = rec.ann_sample[mapped]
+    file_peaks = rec.ann_sample_file[mapped]
     y = np.array([_CLASS_INDEX[SYMBOL_TO_CLASS[s]] for s in rec.ann_symbol[mapped]], dtype=np.int64)
     if len(peaks) < 2:
         raise UserError(f"record {name}: {len(peaks)} classifiable beat annotations; need at least 2 for RR features")
     sig = clean_signal(rec.signal, rec.fs, cfg)
     before, after = cfg.window_samples()
-    x = normalise_beats(beat_windows(sig, peaks, before, after, cfg.pad), cfg.beat_norm)
-    rr = rr_features(peaks, rec.fs, cfg.local_rr_beats, cfg.rr_norm)
+    x, rr = beat_inputs(sig, peaks, rec.fs, cfg)
     counts = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
     n_padded = int((peaks < before).sum() + (peaks + after > len(sig)).sum())
-    return {"name": name, "x": x, "rr": rr, "y": y, "sample": peaks, "counts": counts,
+    return {"name": name, "x": x, "rr": rr, "y": y, "sample": file_peaks, "counts": counts,
             "skipped": dict(skipped), "notes": rec.notes, "padded": n_padded}
 
 

@@ -45,19 +45,27 @@ def register(sub) -> None:
                    help="first fetch the database from PhysioNet with wfdb.dl_database into --data (or ~/.cache/nascore/mitdb)")
     p.add_argument("--output", required=True, help="folder for summary.json")
     p.add_argument("--cache", default=None, help="beat cache folder (default ~/.cache/nascore/ecgnas-beats)")
-    p.add_argument("--lead", default="MLII", help="signal name of the lead to use")
-    p.add_argument("--missing-lead", default="error", choices=["error", "skip"],
+    from .preprocess import BEAT_NORMS, FILTERS, RESIDUALS, RR_NORMS, RR_SETS, PrepConfig
+
+    d = PrepConfig()  # one source of defaults: the dataclass
+    p.add_argument("--lead", default=d.lead, help="signal name of the lead to use")
+    p.add_argument("--missing-lead", default=d.missing_lead, choices=["error", "skip"],
                    help="a record without --lead: stop with an error, or skip it (listed in the summary)")
-    p.add_argument("--window", default="0.25,0.45", help="seconds before,after the R peak")
-    p.add_argument("--filter", default="median", choices=["median", "bandpass", "neurokit", "none"],
-                   help="baseline/noise filter (see ecgnas.data.preprocess)")
-    p.add_argument("--lowpass", type=float, default=35.0, help="low-pass cut-off (Hz) after the median filters; 0 = off")
-    p.add_argument("--band", default="0.5,40", help="band-pass edges in Hz for --filter bandpass")
-    p.add_argument("--beat-norm", default="none", choices=["none", "zscore"], help="per-window normalisation")
-    p.add_argument("--local-rr", type=int, default=10, help="beats in the local RR average")
-    p.add_argument("--rr-norm", default="record", choices=["record", "none"],
+    p.add_argument("--window", default=f"{d.before_s},{d.after_s}", help="seconds before,after the R peak")
+    p.add_argument("--filter", default=d.filter, choices=FILTERS, help="baseline/noise filter (see ecgnas.data.preprocess)")
+    p.add_argument("--lowpass", type=float, default=d.lowpass_hz or 0.0,
+                   help="low-pass cut-off (Hz) after the median filters; 0 = off")
+    p.add_argument("--band", default=",".join(f"{v:g}" for v in d.bandpass_hz), help="band-pass edges in Hz for --filter bandpass")
+    p.add_argument("--beat-norm", default=d.beat_norm, choices=BEAT_NORMS, help="per-window normalisation")
+    p.add_argument("--residual", default=d.residual, choices=RESIDUALS,
+                   help="add a second channel: the window minus its record's median window")
+    p.add_argument("--local-rr", type=int, default=d.local_rr_beats, help="beats in the local RR average")
+    p.add_argument("--rr-norm", default=d.rr_norm, choices=RR_NORMS,
                    help="divide pre/post/local RR by the record's mean RR, or keep seconds")
-    p.add_argument("--fs", type=int, default=360, help="sampling rate to work at (other rates are resampled)")
+    p.add_argument("--rr-set", default=d.rr_set, choices=RR_SETS,
+                   help="RR features: ratios = pre, post, local, pre/local, post/pre; basic = pre, post, local, mean")
+    p.add_argument("--fs", type=int, default=d.fs,
+                   help="sampling rate to work at (MIT-BIH's 360 Hz is resampled to it)")
     p.add_argument("--records", default=None, help="comma-separated record names (default: all non-paced records)")
     p.add_argument("--holdout", default=None, help="DS1 records for validation (default ecgnas.data.DEFAULT_HOLDOUT)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
@@ -72,7 +80,8 @@ def config_from_args(args):
     return PrepConfig(lead=args.lead, fs=args.fs, before_s=before, after_s=after, filter=args.filter,
                       lowpass_hz=args.lowpass if args.lowpass and args.lowpass > 0 else None,
                       bandpass_hz=_pair(args.band, "--band"), beat_norm=args.beat_norm, local_rr_beats=args.local_rr,
-                      rr_norm=args.rr_norm, missing_lead=args.missing_lead, records=_names(args.records))
+                      rr_norm=args.rr_norm, rr_set=args.rr_set, residual=args.residual,
+                      missing_lead=args.missing_lead, records=_names(args.records))
 
 
 def summarize(beats, holdout=None) -> dict:
@@ -104,7 +113,8 @@ def summarize(beats, holdout=None) -> dict:
     out["notes"] = rep.get("notes", [])
     out["checksums"] = rep.get("checksums", {})
     out["parameters"] = rep.get("config", beats.config.to_dict() if beats.config else {})
-    out["window_length"] = int(beats.x.shape[1])
+    out["window_length"] = beats.window
+    out["input_shape"] = {"in_channels": beats.in_channels, "window": beats.window, "n_rr": beats.n_rr}
     out["fs"] = beats.fs
     out["data_dir"] = rep.get("data_dir")
     out["cache"] = rep.get("cache", {})

@@ -20,7 +20,7 @@ import numpy as np
 
 from nascore.errors import UserError
 
-from .preprocess import PrepConfig, beat_windows, clean_signal, normalise_beats, rr_features
+from .preprocess import PrepConfig, beat_inputs, clean_signal
 
 
 def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "neurokit") -> np.ndarray:
@@ -71,7 +71,8 @@ def score_detections(reference: np.ndarray, detected: np.ndarray, fs: float, tol
 
 
 def unlabelled_beats(signal: np.ndarray, fs: int, config: PrepConfig | None = None) -> dict[str, np.ndarray]:
-    """Beats of a recording without annotations: ``{"x": [n, L], "rr": [n, 4], "sample": [n]}``.
+    """Beats of a recording without annotations: ``{"x", "rr", "sample": [n]}`` (``x`` and ``rr`` as
+    :func:`~ecgnas.data.preprocess.beat_inputs` gives them for ``config``).
 
     ``signal`` must already be at ``config.fs`` (resample first otherwise); peaks are detected on
     the raw signal, windows are cut from the signal filtered as ``config`` says.
@@ -82,6 +83,5 @@ def unlabelled_beats(signal: np.ndarray, fs: int, config: PrepConfig | None = No
     peaks = detect_rpeaks(signal, fs)
     if len(peaks) < 2:
         raise UserError(f"unlabelled_beats: found {len(peaks)} R peaks; need at least 2")
-    before, after = cfg.window_samples()
-    x = normalise_beats(beat_windows(clean_signal(signal, fs, cfg), peaks, before, after, cfg.pad), cfg.beat_norm)
-    return {"x": x, "rr": rr_features(peaks, fs, cfg.local_rr_beats, cfg.rr_norm), "sample": peaks}
+    x, rr = beat_inputs(clean_signal(signal, fs, cfg), peaks, fs, cfg)
+    return {"x": x, "rr": rr, "sample": peaks}

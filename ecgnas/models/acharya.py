@@ -16,7 +16,9 @@ Parameter count, computed from this architecture: 19,805 at the published input 
 default window 252 (20 x 29 = 580), 19,325 at 252 with ``use_rr=True`` (4 RR features
 concatenated at the first FC layer).
 
-Input ``x`` float [B, 1, L], ``rr`` float [B, n_rr] (ignored unless ``use_rr``); output logits [B, n_classes].
+Input ``x`` float [B, in_channels, L] (the paper: one channel; a second channel, as our pipeline's
+default residual channel, adds 15 weights to the first convolution), ``rr`` float [B, n_rr]
+(ignored unless ``use_rr``); output logits [B, n_classes].
 
 >>> import torch
 >>> m = AcharyaNet(window=260)
@@ -53,14 +55,16 @@ class AcharyaNet(nn.Module):
 
     HPARAMS = {"use_rr": False}
 
-    def __init__(self, window: int = 252, n_rr: int = 4, n_classes: int = 5, use_rr: bool = False):
+    def __init__(self, window: int = 252, n_rr: int = 4, n_classes: int = 5, use_rr: bool = False,
+                 in_channels: int = 1):
         super().__init__()
         n_feat = feature_length(window)
         if n_feat < 1:
             raise UserError(f"acharya: window {window} too short (needs >= 28 samples)")
         self.use_rr, self.n_rr = bool(use_rr), int(n_rr)
         layers: list[nn.Module] = []
-        for c_in, c_out, k in _CONVS:
+        for i, (c_in, c_out, k) in enumerate(_CONVS):
+            c_in = in_channels if i == 0 else c_in
             layers += [nn.Conv1d(c_in, c_out, k), nn.LeakyReLU(0.01), nn.MaxPool1d(2, 2)]
         self.features = nn.Sequential(*layers)
         n_in = 20 * n_feat + (self.n_rr if self.use_rr else 0)

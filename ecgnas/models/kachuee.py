@@ -16,7 +16,9 @@ window 252 (32 x 4 = 128 features), 57,189 at 252 with ``use_rr=True`` (4 RR fea
 to the flattened features at the first FC layer). Almost all weights are the ten 32x32x5 residual
 convolutions (10 x 5,152 = 51,520).
 
-Input ``x`` float [B, 1, L], ``rr`` float [B, n_rr] (ignored unless ``use_rr``); output logits [B, n_classes].
+Input ``x`` float [B, in_channels, L] (the paper: one channel, the beat; our pipeline's default
+adds the residual channel, which only widens the first convolution: +160 parameters for two
+channels), ``rr`` float [B, n_rr] (ignored unless ``use_rr``); output logits [B, n_classes].
 
 >>> import torch
 >>> m = KachueeNet(window=187, use_rr=False)
@@ -62,13 +64,14 @@ class KachueeNet(nn.Module):
 
     HPARAMS = {"use_rr": False}
 
-    def __init__(self, window: int = 252, n_rr: int = 4, n_classes: int = 5, use_rr: bool = False):
+    def __init__(self, window: int = 252, n_rr: int = 4, n_classes: int = 5, use_rr: bool = False,
+                 in_channels: int = 1):
         super().__init__()
         lengths = pooled_length(window)
         if lengths[-1] < 1:
             raise UserError(f"kachuee: window {window} too short (needs >= 125 samples for 5 max-pools of 5/2)")
         self.use_rr, self.n_rr = bool(use_rr), int(n_rr)
-        self.stem = nn.Conv1d(1, 32, 5, padding=2)
+        self.stem = nn.Conv1d(in_channels, 32, 5, padding=2)
         self.blocks = nn.Sequential(*[_ResBlock(32) for _ in range(5)])
         n_in = 32 * lengths[-1] + (self.n_rr if self.use_rr else 0)
         self.head = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),

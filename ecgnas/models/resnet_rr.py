@@ -9,25 +9,27 @@ block, adapted to 1D as in Hannun et al. 2019, Nature Medicine 25:65-69):
             shortcut = identity, or conv1x1(stride) - BN when the shape changes
     global average pooling over time -> [B, c_last]
 
-Classifier: ``[pooled features, rr]`` (rr only when ``use_rr``) -> FC 64 - ReLU - dropout -> FC
-n_classes. Concatenating the RR features (previous, next, local-mean, record-mean RR, already
-normalised by the data pipeline) lets the classifier use rhythm, which morphology alone cannot
-give: it is what separates many S beats from N (de Chazal et al. 2004, IEEE TBME 51(7)).
+Classifier: ``[pooled features, ReLU(FC 32 (rr))]`` (the RR branch only when ``use_rr``) -> FC 64 -
+ReLU - dropout -> FC n_classes. The RR features (previous, next and local-mean RR normalised by
+the record mean, prematurity and pause ratios; see :mod:`ecgnas.data.preprocess`) pass through
+their own small layer before they meet the morphology features, so a few rhythm numbers are not
+drowned by the pooled channels; rhythm is what separates many S beats from N (de Chazal et al.
+2004, IEEE TBME 51(7)). The searched ECG networks fuse RR the same way.
 
 Hyperparameters (the space a random-search baseline tunes): ``depth`` (residual blocks, 1..12),
 ``width`` (base channels, 4..256), ``kernel_size`` (odd, 3..31), ``dropout`` ([0, 0.9)),
 ``use_rr`` (bool). Convolutions are bias-free ('same' padding) since BN follows them. The model
 works for any window >= 1 (strided convs with padding never reach length 0).
 
-Parameter count at the defaults (depth 4, width 32, kernel 7, use_rr), computed with
-``count_parameters``: 142,309 (142,053 with ``use_rr=False``), independent of the window length
-thanks to global pooling.
+Parameter count at the defaults (depth 4, width 32, kernel 7, use_rr, one input channel, 4 RR
+features), computed with ``count_parameters``: 144,197 (142,053 with ``use_rr=False``),
+independent of the window length thanks to global pooling.
 
-Input ``x`` float [B, 1, L], ``rr`` float [B, n_rr]; output logits [B, n_classes].
+Input ``x`` float [B, in_channels, L], ``rr`` float [B, n_rr]; output logits [B, n_classes].
 
 >>> import torch
->>> m = ResNetRR(window=252).eval()
->>> m(torch.zeros(3, 1, 252), torch.zeros(3, 4)).shape
+>>> m = ResNetRR(window=126, in_channels=2, n_rr=5).eval()
+>>> m(torch.zeros(3, 2, 126), torch.zeros(3, 5)).shape
 torch.Size([3, 5])
 """
 
@@ -39,6 +41,7 @@ from torch import nn
 from nascore.errors import UserError
 
 HEAD_UNITS = 64
+RR_UNITS = 32
 
 
 def block_channels(depth: int, width: int) -> list[int]:
@@ -73,7 +76,7 @@ class ResNetRR(nn.Module):
     HPARAMS = {"depth": 4, "width": 32, "kernel_size": 7, "dropout": 0.2, "use_rr": True}
 
     def __init__(self, window: int = 252, n_rr: int = 4, n_classes: int = 5, depth: int = 4, width: int = 32,
-                 kernel_size: int = 7, dropout: float = 0.2, use_rr: bool = True):
+                 kernel_size: int = 7, dropout: float = 0.2, use_rr: bool = True, in_channels: int = 1):
         super().__init__()
         if not 1 <= depth <= 12:
             raise UserError(f"resnet: depth={depth} out of range 1..12")
@@ -87,14 +90,16 @@ class ResNetRR(nn.Module):
             raise UserError(f"resnet: window={window} must be >= 1")
         self.use_rr, self.n_rr = bool(use_rr), int(n_rr)
         k = int(kernel_size)
-        self.stem = nn.Sequential(nn.Conv1d(1, width, k, padding=k // 2, bias=False), nn.BatchNorm1d(width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv1d(in_channels, width, k, padding=k // 2, bias=False), nn.BatchNorm1d(width),
+                                  nn.ReLU())
         chans = block_channels(depth, width)
         blocks, c_in = [], width
         for i, c in enumerate(chans):
             blocks.append(_BasicBlock1d(c_in, c, k, stride=1 if i == 0 else 2))
             c_in = c
         self.blocks = nn.Sequential(*blocks)
-        n_in = chans[-1] + (self.n_rr if self.use_rr else 0)
+        self.rr_branch = nn.Sequential(nn.Linear(self.n_rr, RR_UNITS), nn.ReLU()) if self.use_rr else None
+        n_in = chans[-1] + (RR_UNITS if self.use_rr else 0)
         self.head = nn.Sequential(nn.Linear(n_in, HEAD_UNITS), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(HEAD_UNITS, n_classes))
 
@@ -103,5 +108,5 @@ class ResNetRR(nn.Module):
         if self.use_rr:
             if rr is None:
                 raise ValueError("resnet built with use_rr=True needs rr [B, n_rr]")
-            h = torch.cat([h, rr], dim=1)
+            h = torch.cat([h, self.rr_branch(rr)], dim=1)
         return self.head(h)

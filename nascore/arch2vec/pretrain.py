@@ -1,20 +1,28 @@
 """Pretraining arch2vec on a whole search space, checkpoints, and cached embeddings.
 
-:func:`space_dataset` gathers the architectures of a space as dense tensors (every architecture
-of a finite space -- all 15,625 NAS-Bench-201 cells, all 423,624 NAS-Bench-101 cells, read
-vectorised from the cached enumeration -- or ``samples`` distinct random cells of an infinite
-space such as DARTS). :func:`pretrain` holds out a seeded ``holdout`` fraction, trains
-:class:`~nascore.arch2vec.vgae.VGAE` with Adam (published settings: batch 32, lr 1e-3), measures
-the quality figures of :mod:`nascore.arch2vec.metrics` on the held-out split and writes, atomically,
-into ``output``:
+:func:`space_dataset` gathers the architectures of a space in the compact dense layout of
+:mod:`nascore.arch2vec.vgae` (uint8 labels ``[N, M]`` and adjacency ``[N, M, M]``, about
+``M + M^2`` bytes per architecture, plus one key string each): every architecture of a finite
+space -- all 423,624 NAS-Bench-101 cells read vectorised from the cached enumeration, any other
+finite space streamed from ``space.enumerate()`` in one pass without keeping an :class:`Arch` per
+architecture -- or ``samples`` distinct random cells of an infinite space such as DARTS (drawn
+vectorised when the space has ``sample_dense``, as :class:`~nascore.arch2vec.cells.DartsCellSpace`
+does). Nothing here is quadratic in the number of architectures.
 
-* ``model.pt`` -- ``{"format", "space", "config", "state_dict", "train", "metrics"}``;
+:func:`pretrain` trains :class:`~nascore.arch2vec.vgae.VGAE` with Adam (released settings:
+batch 32, lr 1e-3, decoder dropout 0.3, gradient-norm clipping at 5, the released loss
+normalisation) on a seeded ``max_archs`` sample of the architectures (all of them by default),
+holding out a seeded ``holdout`` fraction of that sample; it measures the quality figures of
+:mod:`nascore.arch2vec.metrics` on the held-out split and writes, atomically, into ``output``:
+
+* ``model.pt`` -- ``{"format", "space", "config", "state_dict", "train", "metrics", "latent_stats"}``;
 * ``gin_encoder.pt`` -- the state_dict of the model's
   ``GINEncoder(len(space.node_labels), hidden, layers, train_eps=True)`` (``encoder_init`` for
   predictors);
 * ``metrics.json`` -- training curve, timings and quality figures;
 * ``embeddings.npz`` -- ``keys`` (``space.key`` strings) and ``emb`` ``[N, latent]`` float32 for
-  every architecture of the dataset (mean of node means), and the model file's digest.
+  *every* architecture of a finite space (also those left out of a ``max_archs`` sample), or of
+  the sampled cells of an infinite one, and the model file's digest.
 
 The default folder is ``user_cache_root()/arch2vec/<space>[-gae]`` (:func:`default_model_dir`);
 :func:`load_embeddings` loads (or computes and caches) the embeddings for a model, pretraining
@@ -39,14 +47,14 @@ import numpy as np
 import torch
 
 from nascore.arch2vec import metrics as M
-from nascore.arch2vec.vgae import VGAE, dense_tensors, pad_positions
+from nascore.arch2vec.vgae import LOSS_FORMS, VGAE, pad_positions
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_json
 from nascore.paths import user_cache_root
 
 FORMAT = "nascore-arch2vec-v1"
 #: published pretraining settings (Yan et al. 2020, code release): epochs per space
-DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10}
+DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10, "darts-cell": 10}
 
 
 def default_model_dir(space_name: str, variational: bool = True) -> Path:
@@ -55,15 +63,15 @@ def default_model_dir(space_name: str, variational: bool = True) -> Path:
 
 # --- data ---------------------------------------------------------------------------------------
 def _nb101_dataset(space):
-    """All 423,624 NB101 cells as dense tensors, vectorised from the cached enumeration."""
+    """All 423,624 NB101 cells as compact dense arrays, vectorised from the cached enumeration."""
     from nascore.spaces.nb101 import OPS, _shift_table, enumerate_cells, n_bits
 
     cells = enumerate_cells()
     m = space.max_nodes
     pad = len(space.node_labels)
-    label = np.array([space.node_labels.index(o) for o in OPS])
-    ops = np.full((len(cells), m), pad, np.int64)
-    adj = np.zeros((len(cells), m, m), np.float32)
+    label = np.array([space.node_labels.index(o) for o in OPS], np.uint8)
+    ops = np.full((len(cells), m), pad, np.uint8)
+    adj = np.zeros((len(cells), m, m), np.uint8)
     for n in np.unique(cells.n_nodes):
         n = int(n)
         rows = np.flatnonzero(cells.n_nodes == n)
@@ -82,36 +90,95 @@ def _nb101_dataset(space):
     return cells.strings(), torch.from_numpy(ops), torch.from_numpy(adj)
 
 
+def _fill_rows(space, archs, ops: np.ndarray, adj: np.ndarray, start: int, index: dict) -> None:
+    m = space.max_nodes
+    for b, a in enumerate(archs, start):
+        pos = pad_positions(a.n_nodes, m)
+        ops[b, pos] = [index[o] for o in a.ops]
+        adj[b][np.ix_(pos, pos)] = a.adjacency
+
+
+def _finite_dataset(space):
+    """Every architecture of a finite space, streamed from ``space.enumerate()`` into compact arrays."""
+    n, m = int(space.size), space.max_nodes
+    index = {op: k for k, op in enumerate(space.node_labels)}
+    ops = np.full((n, m), len(space.node_labels), np.uint8)
+    adj = np.zeros((n, m, m), np.uint8)
+    keys: list[str] = []
+    for a in space.enumerate():
+        if len(keys) >= n:
+            raise UserError(f"{space.name}.enumerate() yields more than its size {n}")
+        _fill_rows(space, (a,), ops, adj, len(keys), index)
+        keys.append(space.key(a))
+    if len(keys) != n:
+        raise UserError(f"{space.name}.enumerate() yielded {len(keys)} architectures, its size is {n}")
+    return keys, torch.from_numpy(ops), torch.from_numpy(adj)
+
+
+def _sampled_dataset(space, n: int, seed: int):
+    """``n`` distinct random architectures of an infinite space, compact."""
+    rng = np.random.default_rng(seed)
+    m = space.max_nodes
+    if hasattr(space, "sample_dense"):
+        seen: set[int] = set()
+        keys: list[str] = []
+        ops_parts, adj_parts = [], []
+        draws = 0
+        while len(keys) < n:
+            k, codes, o, a = space.sample_dense(rng, min(max(2 * (n - len(keys)), 1024), 1 << 18))
+            draws += len(codes)
+            _, first = np.unique(codes, return_index=True)
+            take = [i for i in np.sort(first).tolist() if int(codes[i]) not in seen][: n - len(keys)]
+            seen.update(int(codes[i]) for i in take)
+            keys += [k[i] for i in take]
+            ops_parts.append(o[take])
+            adj_parts.append(a[take])
+            if draws > 20 * n:
+                raise UserError(f"could not draw {n} distinct {space.name} cells ({len(keys)} after {draws} draws)")
+        return keys, torch.from_numpy(np.concatenate(ops_parts)), torch.from_numpy(np.concatenate(adj_parts))
+    index = {op: k for k, op in enumerate(space.node_labels)}
+    ops = np.full((n, m), len(space.node_labels), np.uint8)
+    adj = np.zeros((n, m, m), np.uint8)
+    keys = []
+    seen_keys: set[str] = set()
+    tries = 0
+    while len(keys) < n:
+        a = space.sample(rng)
+        tries += 1
+        k = space.key(a)
+        if k not in seen_keys:
+            seen_keys.add(k)
+            _fill_rows(space, (a,), ops, adj, len(keys), index)
+            keys.append(k)
+        if tries > 20 * n:
+            raise UserError(f"could not draw {n} distinct {space.name} cells ({len(keys)} after {tries} draws)")
+    return keys, torch.from_numpy(ops), torch.from_numpy(adj)
+
+
 def space_dataset(space, max_archs: int | None = None, samples: int = 100_000, seed: int = 0,
                   progress: bool = False):
-    """``(keys, ops [N, M], adj [N, M, M])`` for pretraining (see module docstring).
+    """``(keys list[str], ops [N, M] uint8, adj [N, M, M] uint8)`` (see module docstring).
 
     A finite space gives all its architectures (a seeded random subset of ``max_archs`` if
-    smaller); an infinite one ``samples`` distinct random cells (``max_archs`` caps that too)."""
+    smaller, in enumeration order); an infinite one ``samples`` distinct random cells
+    (``max_archs`` caps that too). ``progress`` is accepted for compatibility and ignored."""
     if space.name == "nb101":
         keys, ops, adj = _nb101_dataset(space)
     elif space.size is not None:
-        archs = list(space.enumerate())
-        keys = [space.key(a) for a in archs]
-        ops, adj = dense_tensors(space, archs)
+        keys, ops, adj = _finite_dataset(space)
     else:
         n = samples if max_archs is None else min(samples, max_archs)
-        rng = np.random.default_rng(seed)
-        seen: dict[str, object] = {}
-        tries = 0
-        while len(seen) < n:
-            a = space.sample(rng)
-            tries += 1
-            seen.setdefault(space.key(a), a)
-            if tries > 20 * n:
-                raise UserError(f"could not draw {n} distinct {space.name} cells ({len(seen)} after {tries} draws)")
-        keys = list(seen)
-        ops, adj = dense_tensors(space, list(seen.values()))
+        return _sampled_dataset(space, n, seed)
     if max_archs is not None and max_archs < len(keys):
-        idx = np.sort(np.random.default_rng(seed).permutation(len(keys))[:max_archs])
-        keys = [keys[i] for i in idx]
+        idx = sample_indices(len(keys), max_archs, seed)
+        keys = [keys[i] for i in idx.tolist()]
         ops, adj = ops[idx], adj[idx]
     return keys, ops, adj
+
+
+def sample_indices(n: int, k: int, seed: int) -> torch.Tensor:
+    """A seeded random subset of ``k`` of ``range(n)``, sorted (O(n) time, no n x n anything)."""
+    return torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:k]))
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -148,9 +215,12 @@ def load_model(path) -> tuple[VGAE, dict]:
 
 @torch.no_grad()
 def embed_all(model: VGAE, ops, adj, batch_size: int = 8192) -> np.ndarray:
+    """Embeddings ``[N, latent]`` float32 of a dense dataset, in batches (output preallocated)."""
     model.eval()
-    return torch.cat([model.embed(ops[s:s + batch_size], adj[s:s + batch_size])
-                      for s in range(0, len(ops), batch_size)]).numpy().astype(np.float32)
+    out = np.empty((len(ops), model.config["latent"]), np.float32)
+    for s in range(0, len(ops), batch_size):
+        out[s:s + batch_size] = model.embed(ops[s:s + batch_size], adj[s:s + batch_size]).numpy()
+    return out
 
 
 def _str_keys(arr) -> list[str]:
@@ -175,13 +245,18 @@ def _progress(enabled: bool):
 
 
 def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, lr: float = 1e-3,
-             kl_weight: float = 0.005, hidden: int = 128, layers: int = 4, latent: int = 16,
-             variational: bool = True, seed: int = 0, holdout: float = 0.1, max_archs: int | None = None,
+             kl_weight: float | None = None, hidden: int = 128, layers: int = 4, latent: int = 16,
+             variational: bool = True, dropout: float = 0.0, clip: float | None = 5.0,
+             loss_form: str = "arch2vec", seed: int = 0, holdout: float = 0.1, max_archs: int | None = None,
              samples: int = 100_000, quality_samples: int = 10_000, progress: bool = True,
              data=None) -> dict:
     """Pretrain on ``space`` and write the files listed in the module docstring to ``output``.
 
-    ``data``: a ``(keys, ops, adj)`` triple from :func:`space_dataset` (built here when None).
+    ``data``: a ``(keys, ops, adj)`` triple from :func:`space_dataset` covering the architectures
+    to embed (built here when None: all of a finite space, ``samples`` random cells of an
+    infinite one). ``max_archs``: train (and hold out) on a seeded random sample of that many of
+    them; the embeddings still cover all of ``data``. ``kl_weight`` None: the loss form's default
+    (released: 1/(batch x nodes)); ``clip`` None: no gradient clipping.
     Returns the ``metrics.json`` dict plus ``"output"``.
     """
     if epochs is None:
@@ -192,20 +267,33 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
         raise UserError(f"hidden, layers and latent must be >= 1, got {hidden}, {layers}, {latent}")
     if not 0 < holdout < 1:
         raise UserError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    if not 0 <= dropout < 1:
+        raise UserError(f"decoder dropout must be in [0, 1), got {dropout}")
+    if loss_form not in LOSS_FORMS:
+        raise UserError(f"loss form must be one of {', '.join(LOSS_FORMS)}, got {loss_form!r}")
+    if max_archs is not None and max_archs < 2:
+        raise UserError(f"max_archs must be >= 2, got {max_archs}")
     output = Path(output)
     t0 = time.perf_counter()
-    keys, ops, adj = data if data is not None else space_dataset(space, max_archs, samples, seed)
+    if data is None:
+        finite = space.size is not None
+        data = space_dataset(space, None if finite else max_archs, samples, seed)
+    keys, ops, adj = data
     t_data = time.perf_counter() - t0
-    n = len(keys)
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    n_all = len(keys)
+    pool = sample_indices(n_all, max_archs, seed) if max_archs is not None and max_archs < n_all \
+        else torch.arange(n_all)
+    n = len(pool)
+    perm = pool[torch.from_numpy(np.random.default_rng(seed).permutation(n))]
     n_test = max(1, int(round(holdout * n)))
     test_idx, train_idx = perm[:n_test], perm[n_test:]
     torch.manual_seed(seed)
     model = VGAE(len(space.node_labels), space.max_nodes, hidden=hidden, layers=layers, latent=latent,
-                 variational=variational)
+                 variational=variational, dropout=dropout)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed + 1)
     curve = []
+    test_ops, test_adj = ops[test_idx], adj[test_idx]
     t_train = time.perf_counter()
     with _progress(progress) as p:
         task = p.add_task(f"arch2vec {space.name}", total=epochs) if p else None
@@ -219,9 +307,11 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
                 idx = order[s:s + batch_size]
                 if len(idx) < 2:  # BatchNorm needs two rows' worth of graphs
                     continue
-                loss, parts = model.loss(ops[idx], adj[idx], kl_weight=kl_weight, generator=g)
+                loss, parts = model.loss(ops[idx], adj[idx], kl_weight=kl_weight, generator=g, form=loss_form)
                 opt.zero_grad()
                 loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
                 tot["loss"] += float(loss.detach())
                 for k, v in parts.items():
@@ -229,21 +319,27 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
                 steps += 1
             rec = {"epoch": ep + 1, **{k: v / max(steps, 1) for k, v in tot.items()},
                    "seconds": time.perf_counter() - te,
-                   "heldout_accuracy": M.reconstruction(model, ops[test_idx], adj[test_idx])["accuracy"]}
+                   "heldout_accuracy": M.reconstruction(model, test_ops, test_adj)["accuracy"]}
             curve.append(rec)
             if p:
                 p.update(task, advance=1, description=f"arch2vec {space.name}: epoch {ep + 1} loss {rec['loss']:.4f} "
                          f"held-out recon {rec['heldout_accuracy']:.2f}%")
     train_seconds = time.perf_counter() - t_train
     model.eval()
+    t_q = time.perf_counter()
     stats = M.latent_stats(model, ops[train_idx], adj[train_idx])
-    quality = {"heldout": M.reconstruction(model, ops[test_idx], adj[test_idx]),
-               "train": M.reconstruction(model, ops[train_idx[:50_000]], adj[train_idx[:50_000]]),
-               "prior_standard": M.validity_uniqueness(model, space, quality_samples, seed, "standard"),
-               "prior_fitted": M.validity_uniqueness(model, space, quality_samples, seed, "fitted", stats)}
+    sub = train_idx[:50_000]
+    quality = {"heldout": M.reconstruction(model, test_ops, test_adj),
+               "train": M.reconstruction(model, ops[sub], adj[sub]),
+               "prior_fitted": M.validity_uniqueness(model, space, quality_samples, seed, "fitted", stats),
+               "prior_standard": M.validity_uniqueness(model, space, quality_samples, seed, "standard")}
+    t_q = time.perf_counter() - t_q
     config = model.config
-    train_info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "kl_weight": kl_weight, "seed": seed,
-                  "holdout": holdout, "n_architectures": n, "n_train": len(train_idx), "n_heldout": n_test,
+    train_info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "loss_form": loss_form,
+                  "kl_weight": kl_weight if kl_weight is not None else
+                  ("1/(batch*nodes)" if loss_form == "arch2vec" else 0.005),
+                  "dropout": dropout, "clip": clip, "seed": seed, "holdout": holdout,
+                  "n_architectures": n, "n_embedded": n_all, "n_train": len(train_idx), "n_heldout": n_test,
                   "max_archs": max_archs, "torch_threads": torch.get_num_threads()}
     ck = {"format": FORMAT, "space": space.name, "config": config, "state_dict": model.state_dict(),
           "train": train_info, "metrics": quality,
@@ -252,9 +348,10 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
     atomic_write_bytes(output / "gin_encoder.pt", _torch_bytes(model.gin_state_dict()))
     t_emb = time.perf_counter()
     emb = embed_all(model, ops, adj)
+    t_emb = time.perf_counter() - t_emb
     _write_embeddings(output / "embeddings.npz", keys, emb, file_digest(output / "model.pt"))
     out = {"space": space.name, "config": config, "train": train_info, "curve": curve,
-           "seconds": {"data": t_data, "train": train_seconds, "embed": time.perf_counter() - t_emb,
+           "seconds": {"data": t_data, "train": train_seconds, "quality": t_q, "embed": t_emb,
                        "total": time.perf_counter() - t0},
            "metrics": quality,
            "gin_encoder": {"file": "gin_encoder.pt", "class": "nascore.encoders.gin.GINEncoder",
@@ -275,6 +372,7 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
     are read from ``embeddings.npz`` beside it when its digest matches the model, else computed for
     the whole space and cached there (atomically). A missing default model is pretrained first
     (published settings) when ``pretrain_if_missing``; a missing explicit path is an error.
+    For a constrained wrapper pass its unconstrained ``space.inner`` (the strategies do).
     """
     if space.size is None:
         raise UserError(f"arch2vec search needs a finite space with every architecture embedded; "
@@ -289,6 +387,9 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
     ck_key = (str(path.resolve()), digest)
     if ck_key in _EMB_CACHE:
         return _EMB_CACHE[ck_key]
+    m, ck = load_model(path)
+    if ck["space"] != space.name:
+        raise UserError(f"{path} was pretrained on {ck['space']}, not {space.name}")
     emb_path = path.parent / "embeddings.npz"
     keys = emb = None
     if emb_path.exists():
@@ -299,9 +400,6 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
         except (OSError, KeyError, ValueError):
             keys = None
     if keys is None or len(keys) != space.size:
-        m, ck = load_model(path)
-        if ck["space"] != space.name:
-            raise UserError(f"{path} was pretrained on {ck['space']}, not {space.name}")
         keys, ops, adj = space_dataset(space)
         emb = embed_all(m, ops, adj)
         _write_embeddings(emb_path, keys, emb, digest)

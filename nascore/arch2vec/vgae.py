@@ -6,27 +6,52 @@ adjacency, then two linear heads give a Gaussian per node,
 :math:`q(z_i \\mid X, A) = \\mathcal N(\\mu_i, \\mathrm{diag}(\\sigma_i^2))` with ``latent = 16``.
 
 Decoder (Eq. 4-5): the operations are a linear map of each node's :math:`z_i`
-(:math:`\\hat X = \\mathrm{softmax}(z W_o + b_o)`, one extra class = "no node" for padding) and the
-adjacency is the inner product :math:`\\hat A = \\sigma(z z^\\top)`, read on the upper triangle.
+(logits :math:`z W_o + b_o`, one extra class = "no node" for padding; decoded by argmax) and the
+adjacency is the inner product :math:`\\hat A = \\sigma(z z^\\top)`, read on the upper triangle
+(decoded as :math:`\\hat A > 0.5`).
 
-Loss (Eq. 6): cross-entropy of the operations + binary cross-entropy of the upper-triangular
-adjacency + ``kl_weight`` x the per-node KL divergence to :math:`\\mathcal N(0, I)`.
-``variational=False`` gives the plain graph autoencoder (GAE) of the paper's comparison:
-:math:`z = \\mu`, no KL.
+Loss (Eq. 6), normalised as in the released pretraining code (``form="arch2vec"``, default):
+binary cross-entropy of :math:`\\sigma(zW_o + b_o)` against the one-hot operations (mean over
+nodes and classes) + binary cross-entropy of :math:`\\sigma(zz^\\top)` on the upper triangle,
+summed and divided by all :math:`M^2` entries (the released code masks the lower triangle to
+zero on both sides and takes the mean) + the per-node KL divergence to :math:`\\mathcal N(0, I)`
+times ``kl_weight``, which defaults to :math:`1/(BM)` as there (``B`` = batch, ``M`` = nodes).
+Gradient norms are clipped at 5 there and here (:func:`nascore.arch2vec.pretrain.pretrain`).
+``dropout`` applies dropout to :math:`z` before the decoder in training mode; the released
+scripts use 0.3 (their "decoder implicit regularisation"), but with it the operations did not
+train here: on NAS-Bench-201 the operation accuracy stayed at 40-57 % (the class-frequency
+plateau) and exact reconstruction at 0 % after 10 epochs, for the VGAE and the GAE, with our GIN
+and with the released GIN layout (extra BatchNorm + ReLU after every layer) alike, while without
+it reconstruction reaches 100 % by epoch 2-5. The default is therefore 0 (measurements in
+``benchmarks/RESULTS.md``). ``form="mean"`` is the plain variant this package used first:
+softmax cross-entropy of the operations + mean BCE over the upper triangle + ``kl_weight``
+(default 0.005) x KL; it gets off the plateau faster on tiny data. ``variational=False`` gives
+the plain graph autoencoder (GAE) of the paper's comparison: :math:`z = \\mu`, no KL (same
+decoder and loss otherwise).
 
-Data layout ("dense"): ``ops`` LongTensor ``[B, M]`` (label index in ``space.node_labels``,
-``PAD = len(node_labels)`` for absent nodes) and ``adj`` FloatTensor ``[B, M, M]`` (forward edges,
-upper-triangular), ``M = space.max_nodes``. A cell with ``n < M`` nodes is padded *before its
-output node* (as the official 7x7 NAS-Bench-101 matrices and arch2vec do), so the input is always
-node 0 and the output node ``M-1``; padding nodes have no label and no edge.
+Differences from the released model, kept deliberately: the GIN is this package's
+:class:`~nascore.encoders.gin.GINEncoder` (Linear-BN-ReLU-Linear per layer, ReLU between layers;
+the released one adds BatchNorm + ReLU after every layer, the last included) so that its weights
+can initialise predictors; :math:`\\sigma = \\exp(\\tfrac12 \\mathrm{logvar})` where the released
+code's ``logvar`` head is :math:`\\log\\sigma` (the same family, the same KL); one extra "no node"
+class for padding slots, where the released NB-101 data have an all-zero label row.
+
+Data layout ("dense"): ``ops`` integer tensor ``[B, M]`` (label index in ``space.node_labels``,
+``PAD = len(node_labels)`` for absent nodes) and ``adj`` ``[B, M, M]`` 0/1 (forward edges,
+upper-triangular), ``M = space.max_nodes``. :func:`dense_tensors` gives int64 / float32; the
+pretraining datasets hold uint8 for both (about ``M + M^2`` bytes per architecture) and every
+method here converts a batch on the fly. A cell with ``n < M`` nodes is padded *before its
+output node*, so the input is always node 0 and the output node ``M-1`` (the released NB-101
+data append the padding after the output instead); padding nodes have the "no node" label and no
+edge.
 
 Two forward paths use the *same* weights: :meth:`VGAE.encode` (dense batched matrix products,
 used for training) and :meth:`VGAE.encode_graph` (``torch_geometric`` message passing through
 ``GINEncoder.forward`` on ``space.to_graph`` batches, no padding nodes). On spaces without padding
 (NB201, DARTS) they give identical results (see the tests). Training uses the dense path because
-it needs no per-step graph batching and handles NB101's padding slots; measured speed per step is
-similar (``benchmarks/arch2vec_pretrain.py``: 0.069 s dense vs 0.057 s torch-geometric per batch
-of 32 on NB201, on a heavily shared 2-core CPU -- no speed claim is made for the dense path).
+it needs no per-step graph batching and handles NB101's padding slots (measured per training
+step of the encoder, batch 32, one thread, ``benchmarks/arch2vec_pretrain.py``: 4.9 ms dense vs
+8.7 ms torch-geometric including the batching, on a loaded 2-core CPU).
 
 The GIN part is a plain ``GINEncoder(len(space.node_labels), hidden, layers)``:
 :meth:`VGAE.gin_state_dict` exports its weights for predictors (``encoder_init``).
@@ -58,7 +83,10 @@ from nascore.arch import Arch
 from nascore.encoders.gin import GINEncoder
 
 #: keys of the model configuration stored in checkpoints
-CONFIG_KEYS = ("n_labels", "max_nodes", "hidden", "layers", "latent", "variational")
+CONFIG_KEYS = ("n_labels", "max_nodes", "hidden", "layers", "latent", "variational", "dropout")
+#: values of keys that checkpoints written before the key existed lack
+CONFIG_DEFAULTS = {"dropout": 0.0}
+LOSS_FORMS = ("arch2vec", "mean")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -90,17 +118,23 @@ def dense_tensors(space, archs: Sequence[Arch]) -> tuple[torch.Tensor, torch.Ten
 
 def decode_arch(space, ops_row: np.ndarray, adj_row: np.ndarray) -> Arch | None:
     """The :class:`Arch` described by one decoded ``(ops [M], adj [M, M] 0/1)``, padding nodes
-    dropped; ``None`` when it is not even a DAG of labelled nodes (a node left empty mid-graph
-    with edges is kept out, so the caller's ``space.is_valid`` decides the rest)."""
+    dropped; ``None`` when a padding ("no node") slot has an edge or fewer than two real nodes
+    remain (the caller's ``space.is_valid`` decides the rest)."""
     pad = len(space.node_labels)
-    keep = [k for k in range(len(ops_row)) if ops_row[k] != pad]
-    if len(keep) < 2:
+    ops_row = np.asarray(ops_row)
+    adj_row = np.triu(np.asarray(adj_row), 1)
+    real = ops_row != pad
+    if real.sum() < 2:
         return None
-    dropped = [k for k in range(len(ops_row)) if ops_row[k] == pad]
-    if dropped and (adj_row[dropped].any() or adj_row[:, dropped].any()):
+    if (~real).any() and (adj_row[~real].any() or adj_row[:, ~real].any()):
         return None  # an edge into or out of an absent node
-    m = np.triu(adj_row[np.ix_(keep, keep)], 1)
-    return Arch.from_numpy(m, [space.node_labels[int(ops_row[k])] for k in keep])
+    keep = np.flatnonzero(real)
+    return Arch.from_numpy(adj_row[np.ix_(keep, keep)], [space.node_labels[int(ops_row[k])] for k in keep])
+
+
+def _as_batch(ops: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compact (uint8) or dense storage -> int64 labels and float32 adjacency."""
+    return (ops if ops.dtype == torch.int64 else ops.long()), (adj if adj.dtype == torch.float32 else adj.float())
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -111,10 +145,14 @@ class VGAE(nn.Module):
     """
 
     def __init__(self, n_labels: int, max_nodes: int, hidden: int = 128, layers: int = 4, latent: int = 16,
-                 variational: bool = True):
+                 variational: bool = True, dropout: float = 0.0):
         super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"decoder dropout must be in [0, 1), got {dropout}")
         self.config = {"n_labels": int(n_labels), "max_nodes": int(max_nodes), "hidden": int(hidden),
-                       "layers": int(layers), "latent": int(latent), "variational": bool(variational)}
+                       "layers": int(layers), "latent": int(latent), "variational": bool(variational),
+                       "dropout": float(dropout)}
+        self.dropout = float(dropout)
         self.gin = GINEncoder(n_labels, hidden=hidden, layers=layers, train_eps=True, bidirectional=True, pool="mean")
         self.fc_mu = nn.Linear(hidden, latent)
         self.fc_logvar = nn.Linear(hidden, latent) if variational else None
@@ -141,7 +179,7 @@ class VGAE(nn.Module):
 
     def encode(self, ops: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Dense path: ``(mu, logvar)`` each ``[B, M, latent]`` (``logvar`` None for a GAE)."""
-        return self._heads(self._node_states_dense(ops, adj))
+        return self._heads(self._node_states_dense(*_as_batch(ops, adj)))
 
     def encode_graph(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """torch_geometric path on a ``Batch`` of ``space.to_graph``: ``(mu, logvar)`` each ``[N, latent]``."""
@@ -156,24 +194,39 @@ class VGAE(nn.Module):
 
     # --- decoder ----------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``z [B, M, latent]`` -> ``(op_logits [B, M, n_labels+1], adj_logits [B, M, M])``."""
+        """``z [B, M, latent]`` -> ``(op_logits [B, M, n_labels+1], adj_logits [B, M, M])``
+        (``z`` goes through the decoder dropout in training mode)."""
+        z = F.dropout(z, self.dropout, self.training)
         return self.op_decoder(z), torch.bmm(z, z.transpose(1, 2))
 
     # --- training ---------------------------------------------------------------------------
-    def loss(self, ops, adj, kl_weight: float = 0.005, generator: torch.Generator | None = None):
-        """``(total, parts)`` for a dense batch; ``parts``: ops / adj / kl as floats."""
+    def loss(self, ops, adj, kl_weight: float | None = None, generator: torch.Generator | None = None,
+             form: str = "arch2vec"):
+        """``(total, parts)`` for a dense batch; ``parts``: ops / adj / kl as floats (see the
+        module docstring for ``form``; ``kl_weight`` None: 1/(B M) for "arch2vec", 0.005 for "mean")."""
+        if form not in LOSS_FORMS:
+            raise ValueError(f"loss form must be one of {LOSS_FORMS}, got {form!r}")
+        ops, adj = _as_batch(ops, adj)
         mu, logvar = self.encode(ops, adj)
         z = self.reparameterize(mu, logvar, generator)
         op_logits, adj_logits = self.decode(z)
-        m = ops.shape[1]
-        l_ops = F.cross_entropy(op_logits.reshape(-1, op_logits.shape[-1]), ops.reshape(-1))
+        b, m = ops.shape
         iu = torch.triu_indices(m, m, 1)
-        l_adj = F.binary_cross_entropy_with_logits(adj_logits[:, iu[0], iu[1]], adj[:, iu[0], iu[1]])
+        up_logits, up_target = adj_logits[:, iu[0], iu[1]], adj[:, iu[0], iu[1]]
+        if form == "arch2vec":
+            target = F.one_hot(ops, op_logits.shape[-1]).float()
+            l_ops = F.binary_cross_entropy_with_logits(op_logits, target)
+            l_adj = F.binary_cross_entropy_with_logits(up_logits, up_target, reduction="sum") / (b * m * m)
+            w = 1.0 / (b * m) if kl_weight is None else kl_weight
+        else:
+            l_ops = F.cross_entropy(op_logits.reshape(-1, op_logits.shape[-1]), ops.reshape(-1))
+            l_adj = F.binary_cross_entropy_with_logits(up_logits, up_target)
+            w = 0.005 if kl_weight is None else kl_weight
         if logvar is not None:
             kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1))
         else:
             kl = torch.zeros(())
-        total = l_ops + l_adj + kl_weight * kl
+        total = l_ops + l_adj + w * kl
         return total, {"ops": float(l_ops.detach()), "adj": float(l_adj.detach()), "kl": float(kl.detach())}
 
     # --- inference --------------------------------------------------------------------------
@@ -191,6 +244,7 @@ class VGAE(nn.Module):
     @torch.no_grad()
     def embed(self, ops, adj) -> torch.Tensor:
         """Architecture embedding ``[B, latent]``: the mean of the node means over the real nodes."""
+        ops, adj = _as_batch(ops, adj)
         mu, _ = self.encode(ops, adj)
         real = (ops != self.n_labels).float().unsqueeze(-1)
         return (mu * real).sum(1) / real.sum(1)
@@ -202,4 +256,4 @@ class VGAE(nn.Module):
     # --- checkpoints ------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict) -> "VGAE":
-        return cls(**{k: config[k] for k in CONFIG_KEYS})
+        return cls(**{k: config.get(k, CONFIG_DEFAULTS.get(k)) for k in CONFIG_KEYS})

@@ -16,8 +16,9 @@ def register(sub) -> None:
     asub.required = True
     t = asub.add_parser("pretrain", help="pretrain the variational graph autoencoder on a space",
                         description="Pretrain arch2vec (Yan et al. 2020) on every architecture of a space (nb201, "
-                                    "nb101) or on sampled single cells (darts), and write model.pt, gin_encoder.pt, "
-                                    "metrics.json and embeddings.npz. "
+                                    "nb101, any finite space) or on sampled single cells (darts), and write model.pt, "
+                                    "gin_encoder.pt, metrics.json and embeddings.npz (every architecture of a finite "
+                                    "space, also with --max-archs). "
                                     "Example: nascore arch2vec pretrain --space nb201")
     t.add_argument("--space", default="nb201", help="nb201, nb101 or darts (single cells)")
     t.add_argument("--epochs", type=int, default=None, help="default: published (nb101 8, nb201 10, darts 10)")
@@ -27,12 +28,20 @@ def register(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--kl-weight", type=float, default=0.005)
+    t.add_argument("--kl-weight", type=float, default=None,
+                   help="weight of the KL term (default: 1/(batch x nodes), as the released code)")
+    t.add_argument("--loss-form", choices=("arch2vec", "mean"), default="arch2vec",
+                   help="arch2vec: the released loss normalisation (default); mean: softmax CE + mean BCE")
+    t.add_argument("--dropout", type=float, default=0.0,
+                   help="decoder dropout on z (released 0.3; default 0: with it the operations did not train here)")
+    t.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (released 5; 0 = none)")
     t.add_argument("--hidden", type=int, default=128, help="GIN width (published 128)")
     t.add_argument("--layers", type=int, default=4, help="GIN layers (published 4)")
     t.add_argument("--latent", type=int, default=16, help="latent size per node (published 16)")
-    t.add_argument("--max-archs", type=int, default=None, help="pretrain on a seeded random subset of this size")
-    t.add_argument("--samples", type=int, default=100_000, help="distinct cells drawn for darts (default 100000)")
+    t.add_argument("--max-archs", type=int, default=None,
+                   help="pretrain on a seeded random sample of this size (a finite space is still embedded whole)")
+    t.add_argument("--samples", type=int, default=600_000, help="distinct cells drawn for darts (default 600000, "
+                                                               "as released)")
     t.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these tiny graphs)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=pretrain_main)
@@ -46,6 +55,8 @@ def pretrain_main(args) -> int:
 
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.clip < 0:
+        raise UserError(f"--clip must be >= 0, got {args.clip}")
     torch.set_num_threads(args.threads)
     if args.space == "darts":
         from nascore.arch2vec.cells import DartsCellSpace
@@ -56,13 +67,17 @@ def pretrain_main(args) -> int:
     output = args.output or default_model_dir(args.space, not args.gae)
     r = pretrain(space, output=output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  kl_weight=args.kl_weight, hidden=args.hidden, layers=args.layers, latent=args.latent,
-                 variational=not args.gae, seed=args.seed, max_archs=args.max_archs,
-                 samples=args.samples, progress=not args.quiet)
+                 variational=not args.gae, dropout=args.dropout, clip=args.clip or None, loss_form=args.loss_form,
+                 seed=args.seed, max_archs=args.max_archs, samples=args.samples, progress=not args.quiet)
     q = r["metrics"]
-    print(f"arch2vec{' (GAE)' if args.gae else ''} on {args.space}: {r['train']['n_architectures']} architectures, "
-          f"{r['train']['epochs']} epochs, {r['seconds']['train']:.0f} s of training")
+    t = r["train"]
+    print(f"arch2vec{' (GAE)' if args.gae else ''} on {args.space}: trained on {t['n_architectures']} architectures "
+          f"({t['n_embedded']} embedded), {t['epochs']} epochs, {r['seconds']['train']:.0f} s of training")
     print(f"  held-out reconstruction  {q['heldout']['accuracy']:.2f} %")
-    print(f"  validity / uniqueness    {q['prior_standard']['validity']:.2f} / {q['prior_standard']['uniqueness']:.2f} % "
-          f"(z ~ N(0, I));  {q['prior_fitted']['validity']:.2f} / {q['prior_fitted']['uniqueness']:.2f} % (fitted prior)")
+    for prior, label in (("prior_fitted", "fitted prior (released protocol)"), ("prior_standard", "z ~ N(0, I)")):
+        v = q[prior]
+        print(f"  validity / uniqueness, {label}: strict {v['strict']['validity']:.2f} / "
+              f"{v['strict']['uniqueness']:.2f} %, released rule {v['arch2vec']['validity']:.2f} / "
+              f"{v['arch2vec']['uniqueness']:.2f} %")
     print(f"  wrote {output}/ (model.pt, gin_encoder.pt, metrics.json, embeddings.npz)")
     return 0

@@ -112,7 +112,8 @@ def register(sub) -> None:
     t.set_defaults(func=train_main)
     d = dsub.add_parser("derive", help="print the architecture a search checkpoint's α derives")
     d.add_argument("--checkpoint", required=True)
-    d.add_argument("--space", choices=("darts", "nb201"), required=True)
+    d.add_argument("--space", choices=("darts", "darts1d", "nb201"), required=True,
+                   help="darts1d: a 1D DARTS supernet search (the ECG search of ecgnas.supernet)")
     d.set_defaults(func=derive_main)
 
 
@@ -146,10 +147,11 @@ def derive_main(args) -> int:
     path = Path(args.checkpoint)
     if not path.is_file():
         raise UserError(f"--checkpoint {path}: no such file")
-    shape = (2, 14, len(DARTS_PRIMITIVES)) if args.space == "darts" else (1, 6, len(NB201_OPS))
+    darts_like = args.space in ("darts", "darts1d")   # same cell, same α layout; darts1d = its 1D op set
+    shape = (2, 14, len(DARTS_PRIMITIVES)) if darts_like else (1, 6, len(NB201_OPS))
     st = load_checkpoint(path, args.space, shape)
     w = torch.softmax(st["alpha"].float(), dim=-1)
-    if args.space == "darts":
+    if darts_like:
         print(genotype_to_string(derive_darts(w, st.get("primitives") or DARTS_PRIMITIVES)))
     else:
         print(derive_nb201(w, st.get("primitives") or NB201_OPS))

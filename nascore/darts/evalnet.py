@@ -11,7 +11,10 @@ Training extras:
 * **auxiliary head** (Szegedy et al. 2016) after cell ``2*layers//3``: ReLU, avg-pool 5 stride 3,
   conv1x1 128, BN, ReLU, conv2x2 768, BN, ReLU, global pool, linear; its loss is added with weight 0.4.
 
-``forward(x) -> (logits [B, classes], aux_logits or None)`` (aux only in training mode).
+``forward(x) -> (logits [B, classes], aux_logits or None)`` (aux only in training mode);
+``features(x) -> (pooled [B, feature_dim], aux_logits or None)`` is the same without the final
+classifier, for networks with their own head (``num_classes=None``: no classifier at all, no
+auxiliary head allowed; the ECG evaluation network uses this).
 
 >>> import torch
 >>> from nascore.spaces.darts import DARTS_V2
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 
 from nascore.darts.ops import FactorizedReduce, OpSet, ReLUConvBN, darts_opset
+from nascore.errors import UserError
 from nascore.spaces.darts import Genotype, parse_genotype, validate_genotype
 
 
@@ -80,10 +84,11 @@ class AuxiliaryHead(nn.Module):
 
 
 class EvalNet(nn.Module):
-    """The evaluation network (module docstring); ``genotype``: :class:`Genotype` or its text."""
+    """The evaluation network (module docstring); ``genotype``: :class:`Genotype` or its text.
+    ``stem_stride`` (default 1, as DARTS) strides the stem convolution (long 1D signals)."""
 
     def __init__(self, genotype, C: int = 36, layers: int = 20, num_classes: int = 10, auxiliary: bool = True,
-                 ops: OpSet | None = None, in_channels: int = 3, stem_multiplier: int = 3):
+                 ops: OpSet | None = None, in_channels: int = 3, stem_multiplier: int = 3, stem_stride: int = 1):
         super().__init__()
         ops = ops or darts_opset(2)
         g = parse_genotype(genotype) if isinstance(genotype, str) else genotype
@@ -92,7 +97,7 @@ class EvalNet(nn.Module):
         g = Genotype(*g)
         self.drop_path_prob = 0.0
         c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(ops.conv(in_channels, c_curr, 3, padding=1), ops.bn(c_curr))
+        self.stem = nn.Sequential(ops.conv(in_channels, c_curr, 3, stride=stem_stride, padding=1), ops.bn(c_curr))
         C_pp, C_p, c_curr = c_curr, c_curr, C
         self.cells = nn.ModuleList()
         self.aux_pos = 2 * layers // 3
@@ -109,15 +114,23 @@ class EvalNet(nn.Module):
             C_pp, C_p = C_p, cell.multiplier * c_curr
             if i == self.aux_pos:
                 c_aux = C_p
+        if auxiliary and num_classes is None:
+            raise UserError("EvalNet: the auxiliary head needs num_classes")
         self.aux = AuxiliaryHead(ops, c_aux, num_classes) if auxiliary else None
         self.pool = ops.global_pool()
-        self.classifier = nn.Linear(C_p, num_classes)
+        self.feature_dim = C_p
+        self.classifier = nn.Identity() if num_classes is None else nn.Linear(C_p, num_classes)
 
-    def forward(self, x):
+    def features(self, x):
+        """``(pooled output of the last cell [B, feature_dim], aux logits or None)``."""
         s0 = s1 = self.stem(x)
         aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == self.aux_pos and self.aux is not None and self.training:
                 aux = self.aux(s1)
-        return self.classifier(self.pool(s1).flatten(1)), aux
+        return self.pool(s1).flatten(1), aux
+
+    def forward(self, x):
+        h, aux = self.features(x)
+        return self.classifier(h), aux

@@ -146,18 +146,25 @@ def n_darts_edges(steps: int = 4) -> int:
 
 
 class DartsSupernet(Supernet):
-    """The DARTS search network (see module docstring). ``[B, in_channels, *S] -> logits [B, num_classes]``."""
+    """The DARTS search network (see module docstring). ``[B, in_channels, *S] -> logits [B, num_classes]``.
+
+    ``forward(x, weights) = classifier(features(x, weights))``; :meth:`features` gives the pooled
+    output of the last cell, ``[B, feature_dim]``, for networks that put their own head on the
+    body (the ECG supernet fuses RR features there). ``num_classes=None`` builds no classifier
+    (``forward`` then returns the features). ``stem_stride`` (default 1, as DARTS) strides the stem
+    convolution (long 1D signals).
+    """
 
     space = "darts"
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, K: int = 4, ops: OpSet | None = None,
                  in_channels: int = 3, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, stem_stride: int = 1):
         super().__init__()
         ops = ops or darts_opset(2)
         self.ops_set, self.steps = ops, steps
         c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(ops.conv(in_channels, c_curr, 3, padding=1),
+        self.stem = nn.Sequential(ops.conv(in_channels, c_curr, 3, stride=stem_stride, padding=1),
                                   ops.bn(c_curr, affine=True, track_running_stats=False))
         C_pp, C_p, c_curr = c_curr, c_curr, C
         self.cells = nn.ModuleList()
@@ -171,15 +178,20 @@ class DartsSupernet(Supernet):
             self.cells.append(cell)
             C_pp, C_p = C_p, multiplier * c_curr
         self.pool = ops.global_pool()
-        self.classifier = nn.Linear(C_p, num_classes)
+        self.feature_dim = C_p
+        self.classifier = nn.Identity() if num_classes is None else nn.Linear(C_p, num_classes)
         self._init_alpha((2, n_darts_edges(steps), len(ops.primitives)), generator)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Globally pooled output of the last cell: ``[B, feature_dim]``."""
         w = self.weights() if weights is None else self.check_weights(weights)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, w[1] if cell.reduction else w[0])
-        return self.classifier(self.pool(s1).flatten(1))
+        return self.pool(s1).flatten(1)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.features(x, weights))
 
     def genotype(self, weights: torch.Tensor | None = None) -> Genotype:
         w = self.weights() if weights is None else self.check_weights(weights)
@@ -245,19 +257,64 @@ class NB201Supernet(Supernet):
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(ops.bn(c, True, track_running_stats=False), nn.ReLU())
         self.pool = ops.global_pool()
+        self.feature_dim = c
         self.classifier = nn.Linear(c, num_classes)
         self._init_alpha((1, 6, len(ops.primitives)), generator)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features before the classifier: ``[B, feature_dim]``."""
         w = self.weights() if weights is None else self.check_weights(weights)
         h = self.stem(x)
         for cell in self.cells:
             h = cell(h, w[0]) if isinstance(cell, NB201SearchCell) else cell(h)
-        return self.classifier(self.pool(self.lastact(h)).flatten(1))
+        return self.pool(self.lastact(h)).flatten(1)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.features(x, weights))
 
     def derive(self, weights: torch.Tensor | None = None) -> str:
         w = self.weights() if weights is None else self.check_weights(weights)
         return derive_nb201(w, self.ops_set.primitives)
+
+
+# --- evaluation with estimated BN statistics --------------------------------------------------------
+@torch.no_grad()
+def recalibrated_copy(net: nn.Module, batches, weights: torch.Tensor | None = None) -> nn.Module:
+    """A copy of ``net`` in eval mode whose batch-statistics BNs (``track_running_stats=False``, all
+    supernet BNs) normalise with statistics estimated on ``batches`` instead of the batch at hand.
+
+    Supernet BNs always use the statistics of the current batch (DARTS), so a prediction depends
+    on what else is in its batch. When evaluation batches are distributed unlike the training
+    batches (the class-balanced ECG batches vs. a natural hold-out with ~90 % N beats) that
+    shift alone ruins the predictions. As one-shot NAS recalibrates BN before scoring a subnet
+    (Guo et al., "Single Path One-Shot NAS with Uniform Sampling", ECCV 2020), each such BN of the copy gets
+    running statistics: the cumulative average over ``batches`` (each a tuple of network inputs,
+    run as ``net(*inputs, weights)`` with only the BNs in training mode, so dropout and the global
+    RNG are untouched). ``net`` itself is not changed.
+    """
+    import copy
+    from torch.nn.modules.batchnorm import _BatchNorm
+    twin = copy.deepcopy(net)
+    twin.eval()
+    bns = [m for m in twin.modules() if isinstance(m, _BatchNorm) and not m.track_running_stats]
+    ref = next(iter(twin.parameters()), None)
+    kw = {} if ref is None else {"device": ref.device}
+    for m in bns:
+        m.track_running_stats, m.momentum = True, None
+        m.running_mean = torch.zeros(m.num_features, **kw)
+        m.running_var = torch.ones(m.num_features, **kw)
+        m.num_batches_tracked = torch.zeros((), dtype=torch.long, **kw)
+        m.train()
+    n = 0
+    for inputs in batches:
+        inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+        twin(*inputs) if weights is None else twin(*inputs, weights)
+        n += 1
+    if n == 0:
+        raise UserError("BN recalibration needs at least one batch")
+    for m in bns:
+        m.eval()
+    return twin
 
 
 # --- derivation ---------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ CPU with a fixed thread count). A folder holding another configuration is refuse
 ``result.json``: ``method``, ``space``, ``genotype`` (darts) or ``arch`` + ``test_accuracy`` /
 ``valid_accuracy_bench`` looked up in the NAS-Bench-201 table (nb201), the last supernet
 accuracy, seconds, ``finished``.
+
+The loop itself (:func:`supernet_search_loop`: steps 1-4, checkpoint/resume, files) knows nothing
+about CIFAR: a :class:`SearchTask` supplies the batches (network inputs as a tuple, ``(x,)`` here,
+``(x, rr)`` for ECG beats), the held-out batches for the ES and the DARTS α steps, the loss, the
+end-of-epoch metrics and the ``result.json`` dict. :class:`CifarSearchTask` is the CIFAR one
+described above; :mod:`ecgnas.supernet` has the ECG one.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ from nascore.io import append_jsonl, atomic_write_bytes, atomic_write_json, read
 from nascore.run import check_or_write_config
 
 METHODS = ("egnas", "darts")
+#: per method: warm-up epochs before α moves (EG-NAS paper: 15 of 50; DARTS: none) and the weight
+#: learning rate (EG-NAS code 0.1, DARTS code 0.025), used when a search leaves them unset
+DEFAULT_WARMUP = {"egnas": 15, "darts": 0}
+DEFAULT_LR = {"egnas": 0.1, "darts": 0.025}
 
 
 def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10", epochs: int = 50, warmup: int | None = None,
@@ -76,7 +86,7 @@ def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10"
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("K", K), ("eval_images", eval_images)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
-    warmup = (15 if method == "egnas" else 0) if warmup is None else warmup
+    warmup = DEFAULT_WARMUP[method] if warmup is None else warmup
     if not 0 <= warmup <= epochs:
         raise UserError(f"--warmup must be between 0 and --epochs ({epochs}); got {warmup}")
     if amp not in ("auto", "bf16", "off"):
@@ -93,7 +103,7 @@ def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10"
         es = None
     return {"method": method, "space": space, "dataset": dataset, "epochs": epochs, "warmup": warmup,
             "subset": subset, "seed": int(seed), "batch_size": batch_size,
-            "lr": (0.1 if method == "egnas" else 0.025) if lr is None else float(lr), "lr_min": float(lr_min),
+            "lr": DEFAULT_LR[method] if lr is None else float(lr), "lr_min": float(lr_min),
             "momentum": momentum, "weight_decay": weight_decay, "grad_clip": grad_clip, "C": C,
             "layers": layers or (8 if space == "darts" else 5), "K": K, "eval_images": eval_images, "amp": amp,
             "channels_last": bool(channels_last), "arch_lr": arch_lr if method == "darts" else None,
@@ -193,37 +203,141 @@ def _load_images(cfg: dict, data, images):
     return x, y
 
 
+class SearchTask:
+    """What the search loop (:func:`supernet_search_loop`) needs from a dataset; subclass it.
+
+    A batch is ``(inputs, y)``: ``inputs`` a tuple of tensors passed to the network as
+    ``net(*inputs)`` / ``net(*inputs, weights)`` (CIFAR: ``(x,)``; ECG: ``(x, rr)``), ``y`` int64
+    labels. Every method must be deterministic given ``(seed, epoch)`` so that a resumed run
+    repeats the batches of an uninterrupted one.
+
+    * ``space``: the tag written into (and checked against) ``checkpoint.pt``, also in titles;
+    * ``arch_key``: the log/result key of the derived architecture (``"genotype"`` or ``"arch"``);
+    * :meth:`train_batches` (epoch): the weight-training batches of the epoch;
+    * :meth:`held_batches` (epoch): held-out batches for the DARTS α steps (cycled if shorter);
+    * :meth:`es_batch` (epoch): the one held-out batch the ES scores its candidates on;
+    * :meth:`loss` (logits, y): the training loss (also the DARTS α loss);
+    * :meth:`evaluate` (net, autocast, epoch): end-of-epoch metrics, a dict merged into the log record;
+    * :meth:`result` (cfg, log, finished): the ``result.json`` dict;
+    * :meth:`postfix` (record): progress-bar fields.
+    """
+
+    space: str = ""
+    arch_key: str = "genotype"
+
+    def train_batches(self, epoch: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def held_batches(self, epoch: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def es_batch(self, epoch: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), y)
+
+    def evaluate(self, net, autocast, epoch: int) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def result(self, cfg: dict, log: list[dict], finished: bool) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def postfix(self, rec: dict) -> dict:
+        return {}
+
+
+class CifarSearchTask(SearchTask):
+    """CIFAR (or synthetic images): the 50/50 search split, augmented batches, held-out accuracy."""
+
+    def __init__(self, cfg: dict, x: torch.Tensor, y: torch.Tensor, dev: torch.device, bench_data=None, data=None):
+        from nascore.data.cifar import MEAN, STD, DeviceLoader, search_split
+        self.space = cfg["space"]
+        self.arch_key = "genotype" if cfg["space"] == "darts" else "arch"
+        self.bench_data, self.data = bench_data, data
+        self.n_classes = (int(y.max()) + 1 if cfg["dataset"] == "synthetic"
+                          else (10 if cfg["dataset"] == "cifar10" else 100))
+        tr, ho = search_split(len(y), cfg["subset"])
+        ds = "cifar100" if cfg["dataset"] == "cifar100" else "cifar10"
+        kw = dict(device=dev, mean=MEAN[ds], std=STD[ds], channels_last=cfg["channels_last"])
+        pad = 4 if x.shape[-1] >= 32 else max(1, x.shape[-1] // 8)
+        self.train_dl = DeviceLoader(x[tr], y[tr], cfg["batch_size"], seed=cfg["seed"], augment=True, pad=pad, **kw)
+        self.held_dl = DeviceLoader(x[ho], y[ho], cfg["batch_size"], seed=cfg["seed"] + 7919, augment=True, pad=pad,
+                                    **kw)
+        self.n_eval = min(len(ho), cfg["eval_images"])
+        self.eval_dl = DeviceLoader(x[ho[:self.n_eval]], y[ho[:self.n_eval]], cfg["batch_size"], seed=0,
+                                    shuffle=False, **kw)
+
+    def train_batches(self, epoch):
+        return (((xb,), yb) for xb, yb in self.train_dl.epoch(epoch))
+
+    def held_batches(self, epoch):
+        return (((xb,), yb) for xb, yb in self.held_dl.epoch(epoch))
+
+    def es_batch(self, epoch):
+        xb, yb = next(iter(self.held_dl.epoch(10_000 + epoch)))
+        return (xb,), yb
+
+    def evaluate(self, net, autocast, epoch: int = 0) -> dict:
+        v_correct = v_loss = 0.0
+        with torch.no_grad(), (autocast or nullcontext)():
+            for xb, yb in self.eval_dl.epoch(0):
+                logits = net(xb)
+                v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
+                v_correct += float((logits.argmax(1) == yb).sum())
+        return {"valid_loss": v_loss / self.n_eval, "valid_acc": 100 * v_correct / self.n_eval}
+
+    def result(self, cfg, log, finished):
+        return _result(cfg, log, finished=finished, bench_data=self.bench_data, data=self.data)
+
+    def postfix(self, rec):
+        return {"valid": f"{rec['valid_acc']:.1f}"}
+
+
 def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", progress: bool = True,
                         images=None, bench_data=None, on_epoch=None) -> dict:
-    """Run (or resume) the search ``cfg`` (from :func:`search_config`) in ``output``.
+    """Run (or resume) the CIFAR search ``cfg`` (from :func:`search_config`) in ``output``.
 
     ``images``: optional ``(uint8 [N, 3, H, W], int64 [N])`` used instead of loading CIFAR (tests);
     ``on_epoch(record)``: called after each epoch's checkpoint (tests kill a run from it).
-    Returns the ``result.json`` dict.
+    Returns the ``result.json`` dict. The loop itself is :func:`supernet_search_loop`.
     """
-    from nascore.data.cifar import MEAN, STD, DeviceLoader, search_split
     from nascore.darts.supernet import build_supernet
 
-    out = Path(output)
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    dev = check_device(device)
     x, y = _load_images(cfg, data, images)
-    check_or_write_config(out, cfg)
-    n_classes = int(y.max()) + 1 if cfg["dataset"] == "synthetic" else (10 if cfg["dataset"] == "cifar10" else 100)
-    tr, ho = search_split(len(y), cfg["subset"])
-    ds = "cifar100" if cfg["dataset"] == "cifar100" else "cifar10"
-    kw = dict(device=dev, mean=MEAN[ds], std=STD[ds], channels_last=cfg["channels_last"])
-    pad = 4 if x.shape[-1] >= 32 else max(1, x.shape[-1] // 8)
-    train_dl = DeviceLoader(x[tr], y[tr], cfg["batch_size"], seed=cfg["seed"], augment=True, pad=pad, **kw)
-    held_dl = DeviceLoader(x[ho], y[ho], cfg["batch_size"], seed=cfg["seed"] + 7919, augment=True, pad=pad, **kw)
-    n_eval = min(len(ho), cfg["eval_images"])
-    eval_dl = DeviceLoader(x[ho[:n_eval]], y[ho[:n_eval]], cfg["batch_size"], seed=0, shuffle=False, **kw)
-
-    net = build_supernet(cfg["space"], C=cfg["C"], layers=cfg["layers"], num_classes=n_classes, K=cfg["K"],
+    task = CifarSearchTask(cfg, x, y, dev, bench_data=bench_data, data=data)
+    net = build_supernet(cfg["space"], C=cfg["C"], layers=cfg["layers"], num_classes=task.n_classes, K=cfg["K"],
                          seed=cfg["seed"]).to(dev)
     if cfg["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
+    return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)
+
+
+def check_device(device) -> torch.device:
+    """``torch.device(device)``; a CUDA device on a machine without CUDA is a :class:`UserError`."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def supernet_search_loop(cfg: dict, output, net, task: SearchTask, *, device="cpu", progress: bool = True,
+                         on_epoch=None) -> dict:
+    """The dataset-independent search loop (module docstring, steps 1-4) of ``net`` on ``task``.
+
+    ``net``: a supernet with ``alpha``, ``weights()``, ``weight_parameters()``, ``derive()``,
+    ``ops_set.primitives`` and ``net(*inputs, weights=None)``. ``cfg`` keys used: ``method``
+    (``egnas``/``darts``), ``epochs``, ``warmup``, ``seed``, ``lr``, ``lr_min``, ``momentum``,
+    ``weight_decay``, ``grad_clip``, ``arch_lr``, ``arch_wd`` (darts), ``es`` (egnas), ``amp``; the
+    whole ``cfg`` is the run's identity in ``config.json``. Any other randomness inside the
+    network (dropout) comes from the global torch RNG, re-seeded from ``(seed, epoch)`` at the
+    start of every epoch (the caller's RNG state is restored on return), so resuming stays exact.
+    Returns the ``result.json`` dict (:meth:`SearchTask.result`).
+    """
+    out = Path(output)
+    dev = torch.device(device)
+    check_or_write_config(out, cfg)
     primitives = net.ops_set.primitives
     opt = torch.optim.SGD(net.weight_parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
@@ -239,11 +353,14 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     start = 0
     if ckpt_path.exists():
-        st = load_checkpoint(ckpt_path, cfg["space"], net.alpha.shape)
-        net.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        if arch_opt is not None:
-            arch_opt.load_state_dict(st["arch_optimizer"])
+        st = load_checkpoint(ckpt_path, task.space, net.alpha.shape)
+        try:
+            net.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            if arch_opt is not None:
+                arch_opt.load_state_dict(st["arch_optimizer"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise UserError(f"{ckpt_path}: not a checkpoint of this supernet ({type(e).__name__})") from None
         if es is not None:
             es.load_state_dict(st["es"])
         start = int(st["epoch"]) + 1
@@ -254,86 +371,94 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=cfg["epochs"], initial=start, desc=f"{cfg['method']} {cfg['space']}", unit="epoch")
-    space_key = "genotype" if cfg["space"] == "darts" else "arch"
-    for epoch in range(start, cfg["epochs"]):
-        lr = cosine_lr(epoch, cfg["epochs"], cfg["lr"], cfg["lr_min"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        rec = {"epoch": epoch, "lr": lr}
-        net.train()
-        t0 = time.perf_counter()
-        if es is not None and epoch >= cfg["warmup"]:
-            xb, yb = next(iter(held_dl.epoch(10_000 + epoch)))
-            rec.update(es.step(net, xb, yb, epoch, autocast))
-        t_es = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        loss_sum = correct = seen = 0.0
-        arch_on = arch_opt is not None and epoch >= cfg["warmup"]
-        held_iter = cycle(held_dl.epoch(epoch)) if arch_on else None
-        arch_loss_sum, arch_steps = 0.0, 0
-        for xb, yb in train_dl.epoch(epoch):
-            if arch_on:
-                xv, yv = next(held_iter)
-                arch_opt.zero_grad(set_to_none=True)
-                with (autocast or nullcontext)():
-                    lv = F.cross_entropy(net(xv).float(), yv)
-                lv.backward()
-                arch_opt.step()
-                arch_loss_sum += float(lv.detach())
-                arch_steps += 1
-            opt.zero_grad(set_to_none=True)
-            with (autocast or nullcontext)():
-                logits = net(xb)
-                loss = F.cross_entropy(logits.float(), yb)
-            loss.backward()
-            net.alpha.grad = None
-            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), cfg["grad_clip"])
-            opt.step()
-            loss_sum += float(loss.detach()) * len(yb)
-            correct += float((logits.argmax(1) == yb).sum())
-            seen += len(yb)
-        t_w = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        v_correct = v_loss = 0.0
-        with torch.no_grad(), (autocast or nullcontext)():
-            for xb, yb in eval_dl.epoch(0):
-                logits = net(xb)
-                v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
-                v_correct += float((logits.argmax(1) == yb).sum())
-        t_ev = time.perf_counter() - t2
-        rec.update({"train_loss": loss_sum / seen, "train_acc": 100 * correct / seen,
-                    "valid_loss": v_loss / n_eval, "valid_acc": 100 * v_correct / n_eval,
-                    "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
-                    "alpha": net.weights().detach().float().cpu().numpy().round(6).tolist(),
-                    space_key: net.derive(),
-                    "seconds": {"es": round(t_es, 4), "weights": round(t_w, 4), "eval": round(t_ev, 4)}})
-        append_jsonl(log_path, [rec])
-        state = {"space": cfg["space"], "alpha": net.alpha.detach().cpu(), "epoch": epoch,
-                 "model": net.state_dict(), "optimizer": opt.state_dict(),
-                 "arch_optimizer": arch_opt.state_dict() if arch_opt is not None else None,
-                 "es": es.state_dict() if es is not None else None, "primitives": list(primitives)}
-        save_checkpoint(ckpt_path, state)
-        log.append(rec)
-        result = _result(cfg, log, finished=epoch == cfg["epochs"] - 1, bench_data=bench_data, data=data)
-        atomic_write_json(out / "result.json", result)
-        plot_alpha(log, out / "alpha.png", primitives, title=f"{cfg['method']} on {cfg['space']}: softmax(α) per edge")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(valid=f"{rec['valid_acc']:.1f}")
-        if on_epoch is not None:
-            on_epoch(rec)
+        bar = tqdm(total=cfg["epochs"], initial=start, desc=f"{cfg['method']} {task.space}", unit="epoch")
+    rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        for epoch in range(start, cfg["epochs"]):
+            torch.manual_seed(int(cfg["seed"]) * 1_000_003 + epoch)  # dropout etc.: reproducible per epoch
+            rec = _search_epoch(cfg, net, task, opt, arch_opt, es, autocast, epoch)
+            append_jsonl(log_path, [rec])
+            state = {"space": task.space, "alpha": net.alpha.detach().cpu(), "epoch": epoch,
+                     "model": net.state_dict(), "optimizer": opt.state_dict(),
+                     "arch_optimizer": arch_opt.state_dict() if arch_opt is not None else None,
+                     "es": es.state_dict() if es is not None else None, "primitives": list(primitives)}
+            save_checkpoint(ckpt_path, state)
+            log.append(rec)
+            atomic_write_json(out / "result.json", task.result(cfg, log, finished=epoch == cfg["epochs"] - 1))
+            plot_alpha(log, out / "alpha.png", primitives,
+                       title=f"{cfg['method']} on {task.space}: softmax(α) per edge")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(**task.postfix(rec))
+            if on_epoch is not None:
+                on_epoch(rec)
     if bar is not None:
         bar.close()
     from nascore.io import read_json
     return read_json(out / "result.json")
 
 
+def _search_epoch(cfg, net, task: SearchTask, opt, arch_opt, es, autocast, epoch: int) -> dict:
+    """One search epoch (ES step, weight/α steps, evaluation); returns its log record."""
+    lr = cosine_lr(epoch, cfg["epochs"], cfg["lr"], cfg["lr_min"])
+    for g in opt.param_groups:
+        g["lr"] = lr
+    rec = {"epoch": epoch, "lr": lr}
+    net.train()
+    t0 = time.perf_counter()
+    if es is not None and epoch >= cfg["warmup"]:
+        inputs, yb = task.es_batch(epoch)
+        rec.update(es.step(net, tuple(inputs), yb, epoch, autocast))
+    t_es = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    loss_sum = correct = seen = 0.0
+    arch_on = arch_opt is not None and epoch >= cfg["warmup"]
+    held_iter = cycle(task.held_batches(epoch)) if arch_on else None
+    arch_loss_sum, arch_steps = 0.0, 0
+    for inputs, yb in task.train_batches(epoch):
+        if arch_on:
+            xv, yv = next(held_iter)
+            arch_opt.zero_grad(set_to_none=True)
+            with (autocast or nullcontext)():
+                lv = task.loss(net(*xv), yv)
+            lv.backward()
+            arch_opt.step()
+            arch_loss_sum += float(lv.detach())
+            arch_steps += 1
+        opt.zero_grad(set_to_none=True)
+        with (autocast or nullcontext)():
+            logits = net(*inputs)
+            loss = task.loss(logits, yb)
+        loss.backward()
+        net.alpha.grad = None
+        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), cfg["grad_clip"])
+        opt.step()
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += float((logits.argmax(1) == yb).sum())
+        seen += len(yb)
+    t_w = time.perf_counter() - t1
+    if seen == 0:
+        raise UserError("the search task yielded no training batch (training split smaller than one batch?)")
+    t2 = time.perf_counter()
+    metrics = task.evaluate(net, autocast, epoch)
+    t_ev = time.perf_counter() - t2
+    rec.update({"train_loss": loss_sum / seen, "train_acc": 100 * correct / seen})
+    rec.update(metrics)
+    rec.update({"arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
+                "alpha": net.weights().detach().float().cpu().numpy().round(6).tolist(),
+                task.arch_key: net.derive(),
+                "seconds": {"es": round(t_es, 4), "weights": round(t_w, 4), "eval": round(t_ev, 4)}})
+    return rec
+
+
+def search_seconds(log: list[dict]) -> dict:
+    """Total seconds spent on the ES, on the weights and in evaluation over the logged epochs."""
+    return {k: round(sum(r["seconds"][k] for r in log), 3) for k in ("es", "weights", "eval")}
 
 
 def _result(cfg: dict, log: list[dict], finished: bool, bench_data=None, data=None) -> dict:
     last = log[-1]
-    secs = {k: round(sum(r["seconds"][k] for r in log), 3) for k in ("es", "weights", "eval")}
+    secs = search_seconds(log)
     res = {"method": cfg["method"], "space": cfg["space"], "seed": cfg["seed"], "epochs_done": len(log),
            "valid_accuracy_supernet": last["valid_acc"], "seconds": secs}
     if cfg["space"] == "darts":

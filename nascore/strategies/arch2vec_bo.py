@@ -11,7 +11,15 @@ batches its asks. Asked-but-untold architectures are never proposed again.
 
 ``model``: path of an arch2vec ``model.pt``; default ``~/.cache/nascore/arch2vec/<space>/model.pt``,
 pretrained there with the published settings on first use when missing (``nascore arch2vec
-pretrain`` does the same ahead of time). Deterministic given the seed and what it was told: the
+pretrain`` does the same ahead of time).
+
+Constrained spaces (hardware-aware search): when ``space`` wraps a finite space as
+``space.inner``, the model and embeddings are those of ``space.inner``; when it has
+``feasible_mask(keys)``, the infeasible architectures are marked visited at construction and
+never proposed (:func:`nascore.arch2vec.latent.feasible_latent_space`). Each acquisition step is
+linear in the number of unvisited architectures (predictions in chunks of 65,536, top-``batch``
+by partial sort; ``benchmarks/arch2vec_pretrain.py`` measures it on a synthetic space of 470,000
+architectures). Deterministic given the seed and what it was told: the
 DNGO network of fit ``k`` is seeded with ``seed * 100003 + k``.
 
 >>> from nascore.spaces import get_space
@@ -24,8 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from nascore.arch2vec.dngo import DNGO, expected_improvement
-from nascore.arch2vec.latent import LatentSpace
-from nascore.arch2vec.pretrain import load_embeddings
+from nascore.arch2vec.latent import feasible_latent_space
 from nascore.errors import UserError
 from nascore.strategies.base import Strategy
 
@@ -40,8 +47,7 @@ class Arch2vecBO(Strategy):
             raise UserError(f"arch2vec-bo init must be >= 2 random architectures, got {init}")
         if batch < 1 or epochs < 1 or hidden < 1:
             raise UserError(f"arch2vec-bo batch, epochs and hidden must be >= 1, got {batch}, {epochs}, {hidden}")
-        keys, emb = load_embeddings(space, model)
-        self.latent = LatentSpace(space, keys, emb)
+        self.latent = feasible_latent_space(space, self.name, model)
         self.init, self.batch, self.epochs, self.hidden, self.xi = int(init), int(batch), int(epochs), int(hidden), float(xi)
         self.asked = 0
         self.queue: list[int] = []
@@ -60,6 +66,7 @@ class Arch2vecBO(Strategy):
         out = []
         for _ in range(n):
             self._check_not_exhausted()
+            self.latent.check_not_exhausted()
             if self.asked < self.init or len(self.obs_y) < 2:
                 i = self.latent.random_unvisited(self.rng)
             else:
@@ -76,10 +83,15 @@ class Arch2vecBO(Strategy):
         emb = self.latent.emb
         model.fit(emb[self.obs_idx], np.asarray(self.obs_y))
         cand = self.latent.unvisited()
-        mu, sd = model.predict(emb[cand])
-        ei = expected_improvement(mu, sd, max(self.obs_y), self.xi)
-        order = np.argsort(-ei, kind="stable")[: self.batch]
-        self.queue = [int(cand[k]) for k in order]
+        ei = np.empty(len(cand))
+        best = max(self.obs_y)
+        for s in range(0, len(cand), 65536):  # bounded memory on large spaces
+            mu, sd = model.predict(emb[cand[s:s + 65536]])
+            ei[s:s + 65536] = expected_improvement(mu, sd, best, self.xi)
+        k = min(self.batch, len(cand))
+        top = np.argpartition(-ei, k - 1)[:k] if k < len(cand) else np.arange(len(cand))
+        top = top[np.lexsort((top, -ei[top]))]  # best first, ties by index: deterministic
+        self.queue = [int(cand[j]) for j in top]
 
     def tell(self, archs, results) -> None:
         self._check_told(archs, results)

@@ -1,0 +1,145 @@
+"""ECG architecture search benchmark: every method against the random-search hand-designed baseline.
+
+For each search seed: the baseline (random search over the hand-designed family,
+:mod:`ecgnas.spaces.handdesigned`) runs once into ``WORK/baseline-s<seed>``; then every method
+runs ``ecgnas.search.ecg_search`` with the same budget, fidelity, final schedule and seed, and
+``--baseline WORK/baseline-s<seed>`` (shared, not re-run). Inter-patient protocol: search and
+selection on DS1 only (hold-out records inside DS1), DS2 only for the figures.
+
+Recorded per method (mean ± std over seeds): DS2 macro-F1, S and V F1 (and Se/+P), accuracy, the
+paired difference to the baseline of the same seed, search cost (candidate-evaluation seconds:
+CPU-seconds here, every evaluation runs on one thread), final training seconds, parameters;
+into ``benchmarks/results/ecg_search.json`` with machine, date and command. Runs execute in
+``--jobs`` processes (one torch thread each); everything is resumable (run the same command).
+
+Example (the recorded results)::
+
+    NASCORE_DATA=../shared/data python benchmarks/ecg_search.py --seeds 0,1,2 --budget 30 --jobs 2 --work runs/ecg_search
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from common import RESULTS, header, parallel_map  # noqa: E402
+from nascore.cliutil import parse_seeds  # noqa: E402
+from nascore.io import atomic_write_json  # noqa: E402
+
+METHODS = ("random", "evolution", "dcl-enas", "arch2vec-bo", "arch2vec-rl", "eg-nas")
+
+
+def _stats(values) -> dict:
+    v = [x for x in values if x is not None]
+    return {"mean": statistics.fmean(v) if v else None, "std": statistics.stdev(v) if len(v) > 1 else None,
+            "n": len(v)}
+
+
+def _row(res: dict) -> dict:
+    ds2 = res["ds2"]
+    pc = ds2["per_class"]
+    return {"seed": res["seed"], "best_arch": res["best_arch"], "params": res["params"], "flops": res.get("flops"),
+            "latency_ms": res.get("latency_ms"), "search_val_macro_f1": res["search_val_macro_f1"],
+            "final_val_macro_f1": res["final_val_macro_f1"], "search_cost_seconds": res["search_cost_seconds"],
+            "final_train_seconds": res["final_train_seconds"], "evaluations": res.get("evaluations"),
+            "ds2": {"accuracy": ds2["accuracy"], "macro_f1": ds2["macro_f1"], "kappa": ds2["kappa"],
+                    **{f"{c}_{k}": pc[c][k] for c in ("S", "V", "F") for k in ("se", "ppv", "f1")}},
+            "baseline_macro_f1": None if res.get("baseline_ds2") is None else res["baseline_ds2"]["macro_f1"]}
+
+
+def _aggregate(rows: list[dict]) -> dict:
+    keys = ("accuracy", "macro_f1", "S_se", "S_ppv", "S_f1", "V_se", "V_ppv", "V_f1", "F_f1")
+    out = {k: _stats(r["ds2"][k] for r in rows) for k in keys}
+    out["gain_over_baseline"] = _stats(r["ds2"]["macro_f1"] - r["baseline_macro_f1"] for r in rows
+                                       if r["baseline_macro_f1"] is not None)
+    for k in ("params", "search_cost_seconds", "final_train_seconds", "search_val_macro_f1", "final_val_macro_f1"):
+        out[k] = _stats(r[k] for r in rows)
+    out["search_cpu_hours"] = _stats(r["search_cost_seconds"] / 3600 for r in rows)
+    out["n_seeds"] = len(rows)
+    return out
+
+
+def _job(job: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from ecgnas.evaluator import default_fidelity
+    from ecgnas.search import ecg_search, final_schedule
+
+    fid = default_fidelity(**job["fidelity"])
+    fin = final_schedule(**job["final"])
+    kw = dict(budget=job["budget"], seed=job["seed"], fidelity=fid, final=fin, data=job["data"], progress=False)
+    if job["method"] == "baseline":
+        return ecg_search(job["out"], method="random", space="resnet-family", baseline="none", **kw)
+    params = dict(job.get("params") or {})
+    supernet = job["supernet"] if job["method"] == "eg-nas" else None
+    return ecg_search(job["out"], method=job["method"], baseline=job["baseline"], strategy_params=params,
+                      supernet=supernet, **kw)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budget", type=int, default=30, help="candidate evaluations per search")
+    ap.add_argument("--search-epochs", type=int, default=3)
+    ap.add_argument("--search-samples", type=int, default=8192)
+    ap.add_argument("--supernet-epochs", type=int, default=10, help="eg-nas supernet epochs")
+    ap.add_argument("--supernet-warmup", type=int, default=3, help="eg-nas warm-up epochs (the paper: 15 of 50)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel processes (one torch thread each)")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--work", default="runs/ecg_search")
+    ap.add_argument("--out", default=str(RESULTS / "ecg_search.json"))
+    args = ap.parse_args(argv)
+
+    work = Path(args.work)
+    seeds = parse_seeds(args.seeds)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    common = {"budget": args.budget, "data": args.data,
+              "fidelity": {"epochs": args.search_epochs, "samples_per_epoch": args.search_samples},
+              "final": {}, "supernet": {"epochs": args.supernet_epochs, "warmup": args.supernet_warmup}}
+    t0 = time.time()
+    doc = {**header(), "settings": {**common, "methods": methods, "seeds": seeds},
+           "protocol": "inter-patient MIT-BIH: search + selection on DS1 (hold-out records inside DS1), final model "
+                       "retrained with the full schedule, DS2 only for reporting; baseline = random search over the "
+                       "hand-designed family with the same budget, fidelity, final schedule and seed",
+           "methods": {}, "baseline": {}}
+
+    def save(results: dict) -> None:
+        doc["methods"] = {m: {"runs": rows, "aggregate": _aggregate(rows)} for m, rows in results.items()
+                          if m != "baseline" and rows}
+        if results.get("baseline"):
+            doc["baseline"] = {"runs": results["baseline"], "aggregate": _aggregate(results["baseline"])}
+        doc["wall_seconds_this_invocation"] = round(time.time() - t0, 1)
+        atomic_write_json(args.out, doc)
+
+    if any(m.startswith("arch2vec") for m in methods):  # pretrain once, before parallel jobs could race for it
+        import ecgnas.spaces  # noqa: F401
+        from ecgnas.search import arch2vec_model
+        from nascore.spaces import get_space
+
+        t = time.time()
+        doc["arch2vec_model"] = str(arch2vec_model(get_space("ecg-cell")))
+        doc["arch2vec_pretrain_seconds_this_invocation"] = round(time.time() - t, 1)
+    results: dict[str, list] = {"baseline": []}
+    base_jobs = [{**common, "method": "baseline", "seed": s, "out": str(work / f"baseline-s{s}")} for s in seeds]
+    for res in parallel_map(_job, base_jobs, args.jobs, desc="baselines"):
+        results["baseline"].append(_row(res))
+    save(results)
+    jobs = [{**common, "method": m, "seed": s, "out": str(work / f"{m}-s{s}"), "baseline": str(work / f"baseline-s{s}")}
+            for m in methods for s in seeds]
+    for job, res in zip(jobs, parallel_map(_job, jobs, args.jobs, desc="searches")):
+        results.setdefault(job["method"], []).append(_row(res))
+        save(results)
+    save(results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""``ecgnas search`` and ``ecgnas report``: architecture search for arrhythmia classifiers, end to end.
+
+``search`` searches on DS1 (train = DS1 minus the hold-out records, selection on the DS1
+hold-out), retrains the best architecture with the full schedule, evaluates it on DS2 beside the
+random-search hand-designed baseline, and writes ``result.json``, ``pareto.png``, ``search.png``
+and ``report.md`` (:mod:`ecgnas.search`). Kill it and run the same command again to resume.
+``report`` re-renders ``report.md`` and the figures of a finished run.
+
+Examples::
+
+    ecgnas search --method evolution --budget 12 --output runs/quick       # minutes on a laptop CPU
+    ecgnas search --method dcl-enas --budget 48 --seed 1 --baseline runs/baseline-s1 --output runs/dcl-s1
+    ecgnas search --method random --max-params 20000 --output runs/small   # hardware-aware
+    ecgnas search --method evolution --executor ray --workers 8 --output runs/evo-ray
+    ecgnas search --method eg-nas --supernet-epochs 10 --output runs/egnas
+    ecgnas report runs/quick
+"""
+
+from __future__ import annotations
+
+import sys
+
+from nascore.errors import UserError
+
+from ecgnas.commands.train import parse_hparams
+
+
+def register(subparsers) -> None:
+    from ecgnas.evaluator import DEFAULT_FIDELITY
+    from ecgnas.search import CONSTRAINTS, EXECUTORS, METHODS, SAMPLE_SPACES
+    from ecgnas.train import DEVICES, TrainConfig
+
+    d = TrainConfig()
+    p = subparsers.add_parser("search", help="search an arrhythmia classifier on DS1, retrain it, report DS2 "
+                                             "beside the hand-designed baseline", description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
+    p.add_argument("--space", default=None, choices=list(SAMPLE_SPACES) + ["darts1d"],
+                   help="search space (default ecg-cell; darts1d for eg-nas; resnet-family = the hand-designed family)")
+    p.add_argument("--budget", type=int, default=24, help="candidate evaluations (sample-based methods; default 24)")
+    p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed)")
+    p.add_argument("--output", required=True, help="run folder")
+    p.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
+    p.add_argument("--split", choices=("inter", "intra"), default="inter",
+                   help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
+    g = p.add_argument_group("candidate training (search fidelity)")
+    g.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
+                   help=f"epochs per candidate (default {DEFAULT_FIDELITY['epochs']})")
+    g.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
+                   help=f"class-balanced beats per candidate epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+    g = p.add_argument_group("final model (full schedule)")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs (default {d.epochs})")
+    g.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
+                   help=f"beats per epoch (default {d.samples_per_epoch}; 0 = every training beat)")
+    g.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
+    g = p.add_argument_group("hardware-aware search")
+    for c in CONSTRAINTS:
+        g.add_argument("--" + c.replace("_", "-"), type=float, default=None,
+                       help={"max_params": "at most this many parameters",
+                             "max_flops": "at most this many FLOPs per beat",
+                             "max_latency_ms": "at most this CPU latency per beat (ms, lookup-table estimate)"}[c])
+    g = p.add_argument_group("execution")
+    g.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: evaluate in this process (default); ray: parallel Ray tasks (pip install -e '.[ray]')")
+    g.add_argument("--workers", type=int, default=None,
+                   help="ray: candidates evaluated at once (default: the CPUs Ray sees; also the batch size)")
+    g.add_argument("--ray-address", default=None, help="ray: join this cluster (auto, ray://host:10001)")
+    g.add_argument("--gpus-per-task", type=float, default=0.0, help="ray: GPUs each evaluation reserves")
+    g.add_argument("--device", choices=DEVICES, default="cpu", help="where candidates and the final model train")
+    g.add_argument("--threads", type=int, default=1, help="torch threads per evaluation (default 1)")
+    g.add_argument("--eval-cache", default=None, help="evaluation cache folder (default OUTPUT/evals; share it "
+                                                       "between methods of one seed)")
+    g.add_argument("--no-latency", action="store_true", help="do not measure each candidate's CPU latency")
+    g = p.add_argument_group("method settings")
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy parameter (repeat), e.g. population=10, n_init=8, model=PATH (arch2vec)")
+    g.add_argument("--supernet-epochs", type=int, default=None, help="eg-nas: supernet epochs")
+    g.add_argument("--supernet-warmup", type=int, default=None, help="eg-nas: warm-up epochs before the ES acts")
+    g.add_argument("--baseline", default="auto",
+                   help="auto: run the hand-designed random-search baseline into OUTPUT/baseline (default); "
+                        "DIR: run or reuse it there; none: no baseline")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=main)
+
+    r = subparsers.add_parser("report", help="render report.md and the figures of a finished `ecgnas search` run",
+                              description="Re-render report.md, search.png and pareto.png of a finished run folder.")
+    r.add_argument("run", help="run folder of `ecgnas search`")
+    r.set_defaults(func=report_main)
+
+
+def _positive(name: str, v, allow_zero: bool = False):
+    if v is None:
+        return None
+    if v < 0 or (v == 0 and not allow_zero):
+        raise UserError(f"--{name}: must be positive, got {v}")
+    return v
+
+
+def main(args) -> int:
+    import dataclasses
+
+    from ecgnas.evaluator import default_fidelity
+    from ecgnas.search import CONSTRAINTS, ecg_search, final_schedule
+
+    for name in ("budget", "search_epochs", "search_samples", "epochs", "threads"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    cons = {c: _positive(c.replace("_", "-"), getattr(args, c)) for c in CONSTRAINTS}
+    runtime = dict(device=args.device, num_threads=args.threads)
+    fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
+    spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
+    final = dataclasses.replace(final_schedule(), epochs=args.epochs, samples_per_epoch=spe,
+                                patience=args.patience, **runtime)
+    ex_opts, batch = {}, 1
+    if args.executor == "ray":
+        ex_opts = {"address": args.ray_address, "num_cpus": args.workers, "cpus_per_task": args.threads,
+                   "gpus_per_task": args.gpus_per_task}
+        batch = args.workers or _ray_cpus(args)
+    elif args.workers or args.ray_address:
+        raise UserError("--workers / --ray-address need --executor ray")
+    supernet = {k: v for k, v in (("epochs", args.supernet_epochs), ("warmup", args.supernet_warmup)) if v is not None}
+    baseline = args.baseline if args.baseline in ("auto", "none") else args.baseline
+    res = ecg_search(args.output, method=args.method, space=args.space, budget=args.budget, seed=args.seed,
+                     fidelity=fidelity, final=final, data=args.data, split=args.split, constraints=cons,
+                     executor=args.executor, executor_options=ex_opts, batch_size=batch,
+                     strategy_params=parse_hparams(args.param), supernet=supernet, baseline=baseline,
+                     eval_cache=args.eval_cache, latency=not args.no_latency, progress=not args.quiet)
+    ds2 = res["ds2"]
+    line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
+            f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")
+    if res.get("baseline_ds2"):
+        line += f"; baseline DS2 macro-F1 {res['baseline_ds2']['macro_f1']:.2f}"
+    print(line + f" (report: {args.output.rstrip('/')}/report.md)", file=sys.stdout)
+    return 0
+
+
+def _ray_cpus(args) -> int:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray executor needs Ray: pip install -e \".[ray]\"") from None
+    if not ray.is_initialized():
+        ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // max(args.threads, 1)))
+
+
+def report_main(args) -> int:
+    from ecgnas.search_report import write_search_report
+
+    path = write_search_report(args.run)
+    print(f"{path}", file=sys.stdout)
+    return 0

@@ -1,0 +1,223 @@
+"""Candidate evaluation for ECG architecture search: short training on DS1, score on the DS1 hold-out.
+
+:class:`ECGEvaluator` is a :mod:`nascore` evaluator (``evaluator(arch) -> Result``) for any space
+whose architectures the ECG models can build:
+
+1. :func:`candidate_of` turns ``arch`` into ``{"model", "hparams", "train", "prep"}``: a model of
+   :data:`ecgnas.models.MODELS` with its hyperparameters (spaces with a ``candidate`` method say
+   so themselves, e.g. the hand-designed family; otherwise the model registered under the
+   space's name is built from the canonical string, ``hparams={"arch": ...}``), training
+   overrides and data-preparation overrides (the hand-designed family samples the window);
+2. the model is trained with :func:`ecgnas.train.fit` on DS1 minus the hold-out records for the
+   *fidelity* (a short :class:`~ecgnas.train.TrainConfig`, 3 epochs of 8,192 class-balanced beats
+   by default), early-stopped / scored on the DS1 hold-out; **DS2 is never loaded into a
+   candidate's training or scoring** (only the hold-out and training indices are used);
+3. ``Result.score`` = the best hold-out macro-F1 (percent, N/S/V/F); ``metrics`` record the
+   hold-out accuracy and S/V F1, the parameters, FLOPs (``torch.utils.flop_counter`` on one beat),
+   the measured CPU latency of one beat (ms, one thread, median), training seconds, epochs and the
+   candidate description; ``cost`` = wall seconds of the evaluation.
+
+Reproducible and cached: a candidate's training seed is derived from the evaluator's ``seed``
+and the architecture's canonical string (not from the order in which a strategy asks), so the
+same architecture under the same evaluator settings gets the same result whichever method
+proposes it. Results are cached as JSON under ``cache_dir`` keyed by a hash of (space, canonical
+string, candidate, fidelity, data key, split, seed); a cached result keeps its original cost and
+says ``cached: true``. Search methods of one benchmark seed can share one cache.
+
+Data are loaded lazily (from the beat cache of :mod:`ecgnas.data`) and dropped when the evaluator
+is pickled, so shipping it to Ray workers sends a few kilobytes, not the beats.
+
+>>> # ev = ECGEvaluator(get_space("ecg-cell"), fidelity=TrainConfig(epochs=3, samples_per_epoch=8192))
+>>> # res = ev(arch); res.score, res.metrics["params"], res.metrics["latency_ms"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from nascore.errors import UserError
+from nascore.evaluation import Result
+from nascore.io import atomic_write_json, read_json
+
+from ecgnas.train import TrainConfig
+
+#: the default search fidelity: short, but long enough for the hold-out score to rank candidates
+DEFAULT_FIDELITY = dict(epochs=3, samples_per_epoch=8192, patience=None, num_threads=1, device="cpu")
+
+
+def default_fidelity(**overrides) -> TrainConfig:
+    """The search fidelity (``DEFAULT_FIDELITY`` over the :class:`TrainConfig` defaults).
+
+    >>> default_fidelity().epochs, default_fidelity(epochs=5).samples_per_epoch
+    (3, 8192)
+    """
+    return dataclasses.replace(TrainConfig(), **{**DEFAULT_FIDELITY, **overrides})
+
+
+def candidate_of(space, arch) -> dict:
+    """``{"model", "hparams", "train", "prep"}`` of ``arch`` (see the module docstring)."""
+    inner = getattr(space, "inner", space)  # constrained wrappers delegate
+    if hasattr(inner, "candidate"):
+        c = dict(inner.candidate(arch))
+    else:
+        c = {"model": inner.name, "hparams": {"arch": space.to_string(arch)}}
+    c.setdefault("train", {})
+    c.setdefault("prep", {})
+    return c
+
+
+def candidate_seed(seed: int, key: str) -> int:
+    """Training seed of one candidate: a function of the evaluator seed and the canonical string.
+
+    >>> candidate_seed(0, "a") == candidate_seed(0, "a") != candidate_seed(1, "a")
+    True
+    """
+    h = hashlib.sha256(f"{int(seed)}|{key}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def _headline_val(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    from ecgnas.metrics import classification_report
+
+    r = classification_report(y_true, y_pred)
+    pc = r["per_class"]
+    return {"val_accuracy": r["accuracy"], "val_S_f1": pc["S"]["f1"], "val_V_f1": pc["V"]["f1"],
+            "val_F_f1": pc["F"]["f1"]}
+
+
+class ECGEvaluator:
+    """Train-and-score evaluator for ECG search (see the module docstring).
+
+    ``space``: the search space (``arch`` objects come from it); ``fidelity``: the short
+    :class:`TrainConfig` each candidate trains with (its ``seed`` is replaced per candidate);
+    ``prep``: the base :class:`~ecgnas.data.PrepConfig` (default ``PrepConfig()``); ``data``: the
+    MIT-BIH folder (default: ``$NASCORE_DATA/mitdb`` ...); ``split``: ``"inter"`` (or ``"intra"``,
+    optimistic); ``seed``: the evaluation seed; ``cache_dir``: where results are cached (``None``:
+    no cache); ``latency``: measure CPU latency per candidate (a few hundred ms each);
+    ``beats``: optional ``(beats, split_dict)`` to use instead of loading (tests, notebooks);
+    ``loader``: optional picklable ``loader(data, prep, split) -> (beats, split_dict)`` replacing
+    :func:`ecgnas.evaluate.load_data` (it travels to Ray workers with the evaluator).
+    """
+
+    def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
+                 seed: int = 0, cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
+                 loader=None):
+        from ecgnas.data import PrepConfig
+
+        self.space = space
+        self.fidelity = fidelity if fidelity is not None else default_fidelity()
+        if not isinstance(self.fidelity, TrainConfig):
+            raise UserError(f"fidelity: expected a TrainConfig, got {type(self.fidelity).__name__}")
+        self.prep = prep if prep is not None else PrepConfig()
+        self.data = None if data is None else str(data)
+        if split not in ("inter", "intra"):
+            raise UserError(f"split: {split!r} is not one of inter, intra")
+        self.split, self.seed, self.latency = split, int(seed), bool(latency)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.loader = loader
+        self._loaded: dict = {}
+        if beats is not None:
+            self._loaded[self.prep.key()] = beats
+
+    # --- pickling: ship settings, not beats --------------------------------------------------------
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_loaded"] = {}
+        return d
+
+    # --- identity --------------------------------------------------------------------------------------
+    def identity(self) -> dict:
+        """What determines a result besides the architecture (written to the search's config)."""
+        return {"fidelity": self.fidelity.identity(), "prep_key": self.prep.key(), "split": self.split,
+                "seed": self.seed}
+
+    def _key(self, arch_key: str, cand: Mapping[str, Any]) -> str:
+        blob = json.dumps({"space": getattr(self.space, "name", ""), "arch": arch_key, "candidate": cand,
+                           **self.identity(), "data_version": 1}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    # --- data --------------------------------------------------------------------------------------
+    def prep_for(self, cand: Mapping[str, Any]):
+        if not cand.get("prep"):
+            return self.prep
+        from ecgnas.evaluate import make_prep
+
+        return make_prep(self.prep.to_dict(), **cand["prep"])
+
+    def data_for(self, prep):
+        key = prep.key()
+        if key not in self._loaded:
+            from ecgnas.evaluate import load_data
+
+            self._loaded[key] = (self.loader or load_data)(self.data, prep, self.split, progress=False)
+        return self._loaded[key]
+
+    # --- evaluation --------------------------------------------------------------------------------------
+    def __call__(self, arch) -> Result:
+        arch_key = self.space.to_string(arch)
+        cand = candidate_of(self.space, arch)
+        key = self._key(arch_key, cand)
+        path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
+        if path is not None and path.is_file():
+            try:
+                rec = read_json(path)
+                if rec.get("key") == key:
+                    res = Result.from_dict(rec["result"])
+                    res.metrics["cached"] = True
+                    return res
+            except (ValueError, KeyError, OSError):
+                pass  # a damaged cache entry is recomputed
+        res = self.evaluate(arch_key, cand)
+        if path is not None:
+            atomic_write_json(path, {"key": key, "arch": arch_key, "result": res.to_dict()})
+        return res
+
+    def evaluate(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
+        """Train and score one candidate (no cache)."""
+        import torch
+
+        from ecgnas.evaluate import build
+        from ecgnas.models import count_parameters
+        from ecgnas.hardware import count_flops, measure_latency_ms
+        from ecgnas.train import fit, predict, seed_everything
+
+        t0 = time.perf_counter()
+        prep = self.prep_for(cand)
+        beats, parts = self.data_for(prep)
+        tcfg = dataclasses.replace(self.fidelity, **dict(cand.get("train", {})), seed=candidate_seed(self.seed, arch_key))
+        seed_everything(tcfg.seed)
+        net = build(cand["model"], beats.window, beats.n_rr, 5, cand["hparams"], in_channels=beats.in_channels)
+        n_params = count_parameters(net)
+        metrics: dict[str, Any] = {"candidate": json.loads(json.dumps(cand, default=str)), "params": n_params}
+        try:
+            res = fit(net, beats, {"train": parts["train"], "val": parts["val"]}, tcfg, progress=False)
+        except FloatingPointError as e:  # a diverging candidate is a bad candidate, not a crashed search
+            metrics.update({"error": str(e), "val_macro_f1": 0.0})
+            return Result(score=0.0, metrics=metrics, cost=time.perf_counter() - t0)
+        net.cpu().eval()
+        va = parts["val"]
+        metrics.update({"val_macro_f1": res.best_val_macro_f1,
+                        **_headline_val(np.asarray(beats.y)[va], predict(net, beats, va, tcfg.eval_batch_size)),
+                        "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+                        "train_seconds": round(res.train_seconds, 3), "throughput": round(res.throughput, 1),
+                        "device": res.device, "seed": tcfg.seed})
+        with torch.no_grad():
+            x1 = torch.zeros(1, beats.in_channels, beats.window)
+            r1 = torch.zeros(1, beats.n_rr)
+            metrics["flops"] = count_flops(net, x1, r1)
+        if self.latency:
+            metrics["latency_ms"] = round(measure_latency_ms(net, beats.in_channels, beats.window, beats.n_rr,
+                                                             threads=1, repeats=20, warmup=3), 4)
+        score = float(res.best_val_macro_f1)
+        if not math.isfinite(score):
+            score = 0.0
+        return Result(score=score, metrics=metrics, cost=round(time.perf_counter() - t0, 3))

@@ -1,0 +1,333 @@
+"""End-to-end architecture search for arrhythmia classifiers: search on DS1, retrain, report DS2.
+
+:func:`ecg_search` is the Python API of ``ecgnas search``. For one method and seed it
+
+1. **searches** on DS1 only: the sample-based methods (``dcl-enas``, ``arch2vec-bo``,
+   ``arch2vec-rl``, ``evolution``, ``random``) run a :mod:`nascore` ask/tell strategy on a graph
+   space (default ``ecg-cell``, :mod:`ecgnas.spaces.conv1d`) with the :class:`~ecgnas.evaluator.ECGEvaluator`
+   (short training on DS1 minus the hold-out records, score = hold-out macro-F1) through the
+   run loop of :mod:`nascore.run` (append-only history, resume by replay) and an executor
+   (``local``: in this process; ``ray``: parallel Ray tasks); ``eg-nas`` trains a 1D DARTS
+   supernet whose architecture parameters move by the EG-NAS evolution strategy
+   (:mod:`ecgnas.supernet`) and derives one genotype;
+2. **retrains** the best architecture with the full schedule (``final``, the same recipe the
+   hand-designed models get) into ``final/`` -- an ``ecgnas train`` run folder with
+   ``checkpoint.pt``, ``metrics.json``, ``per_record.csv``, ``confusion.png``, ``predictions.csv``;
+3. runs (or reuses) the **baseline**: random search over the hand-designed family
+   (:mod:`ecgnas.spaces.handdesigned`) with the same budget, fidelity, final schedule and seed,
+   through this same function, into ``baseline/`` (or the folder given as ``baseline``, which
+   several methods can share);
+4. writes ``result.json`` -- ``method``, ``best_arch``, ``search_cost_seconds``, ``params``,
+   ``ds2`` and ``baseline_ds2`` (both in the shape of ``metrics.json``) and more -- the Pareto
+   table/figure of hold-out macro-F1 against size (``pareto.csv``, ``pareto.png``) and the report
+   (:func:`ecgnas.search_report.write_search_report`: ``report.md`` with the figures).
+
+DS2 is used in step 2 and 3 only, for the final reports; nothing selected anything on it.
+
+Hardware-aware search: ``constraints`` = any of ``max_params``, ``max_flops``,
+``max_latency_ms`` restricts the space (:class:`~ecgnas.spaces.constrained.ConstrainedSpace`:
+parameters and FLOPs are exact, latency is the additive lookup-table estimate of this machine);
+every evaluated candidate records its measured parameters, FLOPs and latency.
+
+Layout of ``output``::
+
+    config.json      what defines the run (refused if it differs; the run resumes otherwise)
+    search/          the search run folder (config.json, history.jsonl, result.json; eg-nas: log.jsonl, checkpoint.pt)
+    evals/           the evaluation cache (one JSON per evaluated candidate; ``eval_cache`` moves it)
+    final/           the best architecture retrained with the full schedule, evaluated on DS2
+    baseline/        the hand-designed random-search baseline (unless ``baseline`` points elsewhere or is "none")
+    pareto.csv, pareto.png, search.png, report.md, result.json
+
+Kill it at any point and run the same command again: finished evaluations are replayed from the
+history (none is repeated) and the result equals an uninterrupted run's.
+
+>>> # res = ecg_search("runs/evo-s0", method="evolution", budget=24, seed=0)
+>>> # res["ds2"]["macro_f1"], res["baseline_ds2"]["macro_f1"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from nascore.errors import UserError
+from nascore.io import atomic_write_json, read_json
+
+from ecgnas.train import TrainConfig
+
+#: method -> nascore strategy name (``None``: a supernet method)
+METHODS: dict[str, str | None] = {"dcl-enas": "dcl-enas", "eg-nas": None, "arch2vec-bo": "arch2vec-bo",
+                                  "arch2vec-rl": "arch2vec-rl", "evolution": "evolution", "random": "random"}
+#: spaces the sample-based methods search (the supernet method searches ``darts1d`` cells)
+SAMPLE_SPACES = ("ecg-cell", "resnet-family")
+CONSTRAINTS = ("max_params", "max_flops", "max_latency_ms")
+EXECUTORS = ("local", "ray")
+RESULT_FILE = "result.json"
+#: arch2vec pretraining on a graph space of the ECG search when no ``model`` is given: the
+#: published architecture and loss, 10 epochs, on a seeded random sample of this many
+#: architectures (the embeddings then cover the whole space); all 470,596 ecg-cell graphs would
+#: take about an hour of CPU per epoch here
+ARCH2VEC_PRETRAIN_ARCHS = 50_000
+
+
+def final_schedule(**overrides) -> TrainConfig:
+    """The full training schedule of the final model: the :class:`TrainConfig` defaults on one
+    CPU thread (the recipe the hand-designed baselines train with), with ``overrides``.
+
+    >>> final_schedule().epochs == TrainConfig().epochs
+    True
+    """
+    return dataclasses.replace(TrainConfig(num_threads=1), **overrides)
+
+
+def get_search_space(name: str, constraints: Mapping[str, float] | None = None, prep=None):
+    """A sample-based search space by name, restricted by ``constraints`` if any."""
+    import ecgnas.spaces  # noqa: F401  (registers ecg-cell)  # pyflakes: ignore
+    from nascore.spaces import get_space
+
+    if name not in SAMPLE_SPACES:
+        raise UserError(f"--space: {name!r} is not a space the sample-based methods search "
+                        f"(choose from: {', '.join(SAMPLE_SPACES)})")
+    if name == "resnet-family":
+        from ecgnas.spaces.handdesigned import HandDesignedSpace
+
+        space = HandDesignedSpace()
+    else:
+        space = get_space(name)
+    cons = {k: v for k, v in dict(constraints or {}).items() if v is not None}
+    if not cons:
+        return space
+    bad = sorted(set(cons) - set(CONSTRAINTS))
+    if bad:
+        raise UserError(f"unknown constraint {bad[0]!r} (choose from: {', '.join(CONSTRAINTS)})")
+    if not hasattr(space, "cost_arrays"):
+        raise UserError(f"--space {name}: has no cost model, so it cannot be constrained by {', '.join(cons)}")
+    from ecgnas.data import PrepConfig
+    from ecgnas.spaces.constrained import ConstrainedSpace
+
+    in_ch, window, n_rr = (prep or PrepConfig()).input_shape()
+    return ConstrainedSpace(space, **cons, in_channels=in_ch, window=window, n_rr=n_rr)
+
+
+def _check_method(method: str, space: str) -> None:
+    if method not in METHODS:
+        raise UserError(f"--method: unknown method {method!r} (choose from: {', '.join(METHODS)})")
+    if method == "eg-nas" and space != "darts1d":
+        raise UserError(f"--method eg-nas searches 1D DARTS cells with a supernet (--space darts1d), not {space!r}")
+    if method != "eg-nas" and space == "darts1d":
+        raise UserError(f"--space darts1d is searched by --method eg-nas only; {method} needs a graph space "
+                        f"({', '.join(SAMPLE_SPACES)})")
+
+
+def _executor(name: str, options: Mapping[str, Any] | None):
+    from nascore.executors import get_executor
+
+    if name not in EXECUTORS:
+        raise UserError(f"--executor: unknown executor {name!r} (choose from: {', '.join(EXECUTORS)})")
+    return get_executor("serial" if name == "local" else "ray", **dict(options or {}))
+
+
+def ecg_search(output, *, method: str, space: str | None = None, budget: int = 24, seed: int = 0,
+               fidelity: TrainConfig | None = None, final: TrainConfig | None = None, prep=None, data=None,
+               split: str = "inter", constraints: Mapping[str, float] | None = None, executor: str = "local",
+               executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
+               strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
+               baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
+               progress: bool = True) -> dict:
+    """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
+
+    ``budget``: candidate evaluations of the sample-based methods (eg-nas: ignored, its cost is
+    set by ``supernet["epochs"]``); ``fidelity``: the short training of a candidate (default
+    :func:`ecgnas.evaluator.default_fidelity`); ``final``: the full schedule of the final model
+    (default :func:`final_schedule`); ``baseline``: ``"auto"`` (run it into ``output/baseline``),
+    a folder (run or reuse it there; share one per seed between methods) or ``"none"``.
+    """
+    from ecgnas.data import PrepConfig
+    from ecgnas.evaluator import default_fidelity
+
+    space = space or ("darts1d" if method == "eg-nas" else "ecg-cell")
+    _check_method(method, space)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise UserError(f"--budget: must be a whole number of evaluations >= 1, got {budget!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+    fidelity = fidelity or default_fidelity()
+    final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
+    prep = prep or PrepConfig()
+    cons = {k: float(v) for k, v in dict(constraints or {}).items() if v is not None}
+    supernet = dict(supernet or {})
+    if "epochs" in supernet and supernet.get("warmup") is None:  # keep the paper's 15-of-50 warm-up share
+        supernet["warmup"] = int(round(0.3 * int(supernet["epochs"])))
+    out = Path(output)
+    base_dir = None
+    if baseline not in (None, "none"):
+        base_dir = out / "baseline" if baseline == "auto" else Path(baseline)
+    config = {"method": method, "space": space, "budget": budget, "seed": int(seed), "split": split,
+              "fidelity": fidelity.identity(), "final": final.identity(), "prep": prep.to_dict(),
+              "constraints": cons, "strategy_params": dict(strategy_params or {}), "supernet": supernet,
+              "baseline": None if base_dir is None else ("auto" if baseline == "auto" else str(base_dir)),
+              "latency": bool(latency)}
+    space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
+    from nascore.run import check_or_write_config
+
+    check_or_write_config(out, config)
+    t0 = time.perf_counter()
+    if method == "eg-nas":
+        found = _supernet_search(out, config, fidelity, prep, data, split, seed, progress)
+    else:
+        found = _sample_search(out, config, space_obj, fidelity, prep, data, split, seed, executor, executor_options,
+                               batch_size, eval_cache, latency, progress)
+    _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
+                   f"retraining it with the full schedule ({final.epochs} epochs)")
+    final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress)
+    from ecgnas.evaluate import load_checkpoint
+
+    ds2 = read_json(out / "final" / "metrics.json")
+    base_res = None
+    if base_dir is not None:
+        _say(progress, f"{out}: baseline (random search over the hand-designed family) in {base_dir}")
+        base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
+                              fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
+                              executor_options=executor_options, batch_size=batch_size, baseline="none",
+                              eval_cache=eval_cache, latency=latency, progress=progress)
+    ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
+    hw = final_hardware(ckpt, latency)
+    result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
+              "best_arch": found["arch"], "best_candidate": found["candidate"],
+              "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
+              "params": final_summary["params"], "flops": hw["flops"], "latency_ms": hw["latency_ms"],
+              "search_cost_seconds": round(found["cost_seconds"], 3), "evaluations": found.get("evaluations"),
+              "final_train_seconds": round(final_summary["train_seconds"], 3),
+              "constraints": cons, "ds2": ds2,
+              "baseline_ds2": None if base_res is None else base_res["ds2"],
+              "baseline": None if base_res is None else {k: base_res[k] for k in (
+                  "best_arch", "params", "search_val_macro_f1", "final_val_macro_f1", "search_cost_seconds")}
+              | {"folder": str(base_dir)},
+              "wall_seconds_this_call": round(time.perf_counter() - t0, 3), "finished": True, "config": config}
+    if method != "eg-nas":
+        from ecgnas.search_report import write_pareto
+
+        write_pareto(out, read_history(out / "search"), cons,
+                     baseline_history=None if base_dir is None else read_history(base_dir / "search"))
+    atomic_write_json(out / RESULT_FILE, result)
+    from ecgnas.search_report import write_search_report
+
+    write_search_report(out)
+    _say(progress, f"{out}: DS2 macro-F1 {ds2['macro_f1']:.2f} (accuracy {ds2['accuracy']:.2f})"
+                   + ("" if base_res is None else f"; baseline {base_res['ds2']['macro_f1']:.2f}")
+                   + f" -> {out / RESULT_FILE}")
+    return result
+
+
+def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
+    """FLOPs per beat and measured CPU latency (ms, one thread) of a checkpoint's model."""
+    import torch
+
+    from ecgnas.evaluate import model_from_checkpoint
+    from ecgnas.hardware import count_flops, measure_latency_ms
+
+    net = model_from_checkpoint(ckpt)
+    shape = (int(ckpt.get("in_channels", 1)), int(ckpt["window"]), int(ckpt["n_rr"]))
+    flops = count_flops(net, torch.zeros(1, shape[0], shape[1]), torch.zeros(1, shape[2]))
+    ms = round(measure_latency_ms(net, *shape, threads=1, repeats=30, warmup=5), 4) if latency else None
+    return {"flops": flops, "latency_ms": ms}
+
+
+def arch2vec_model(space, progress: bool = True) -> Path:
+    """The arch2vec model of ``space`` in the user cache, pretrained there on first use (on
+    :data:`ARCH2VEC_PRETRAIN_ARCHS` sampled architectures; the embeddings cover every one)."""
+    from nascore.arch2vec.pretrain import default_model_dir, pretrain
+
+    path = default_model_dir(space.name) / "model.pt"
+    if not path.exists():
+        _say(progress, f"arch2vec: no pretrained model for {space.name} yet; pretraining one on "
+                       f"{ARCH2VEC_PRETRAIN_ARCHS:,} of its architectures into {path.parent} (once)")
+        pretrain(space, output=path.parent, max_archs=ARCH2VEC_PRETRAIN_ARCHS, progress=progress)
+    return path
+
+
+def read_history(search_dir: Path) -> list[dict]:
+    from nascore.io import read_jsonl
+
+    return read_jsonl(Path(search_dir) / "history.jsonl", repair=True)
+
+
+def _sample_search(out: Path, config: dict, space, fidelity, prep, data, split, seed, executor, executor_options,
+                   batch_size, eval_cache, latency, progress) -> dict:
+    from nascore.run import Budget, run_search
+    from nascore.strategies import get_strategy
+
+    from ecgnas.evaluator import ECGEvaluator, candidate_of
+
+    params = dict(config["strategy_params"])
+    if config["method"] == "dcl-enas":
+        params.setdefault("budget", config["budget"])
+    if config["method"].startswith("arch2vec") and "model" not in params:
+        params["model"] = str(arch2vec_model(getattr(space, "inner", space), progress))
+    strategy = get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
+    evaluator = ECGEvaluator(space, fidelity, prep=prep, data=data, split=split, seed=int(seed),
+                             cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals", latency=latency)
+    ex = _executor(executor, executor_options)
+    run_config = {k: config[k] for k in ("method", "space", "budget", "seed", "split", "fidelity", "prep",
+                                          "constraints", "strategy_params", "latency")}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config["budget"], desc=f"{config['method']} on {config['space']}", unit="eval",
+                   dynamic_ncols=True)
+    best = [float("-inf")]
+
+    def on_result(rec):
+        best[0] = max(best[0], rec["score"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(last=f"{rec['score']:.1f}", best=f"{best[0]:.1f}")
+
+    try:
+        res = run_search(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(queries=config["budget"]),
+                         out_dir=out / "search", config=run_config, executor=ex, batch_size=batch_size,
+                         on_result=on_result)
+    finally:
+        if bar is not None:
+            bar.close()
+        ex.close()
+    b = res["best"]
+    arch = space.from_string(b["arch"])
+    return {"arch": b["arch"], "score": float(b["score"]), "candidate": candidate_of(space, arch),
+            "flops": b.get("flops"), "latency_ms": b.get("latency_ms"), "evaluations": res["queries"],
+            "cost_seconds": float(res["simulated_seconds"])}
+
+
+def _supernet_search(out: Path, config: dict, fidelity, prep, data, split, seed, progress) -> dict:
+    from ecgnas.evaluate import load_data
+    from ecgnas.supernet import egnas_ecg_search
+
+    beats, parts = load_data(data, prep, split, progress=progress)
+    opts = dict(config["supernet"])
+    res = egnas_ecg_search(beats, {"train": parts["train"], "val": parts["val"]}, out / "search", method="egnas",
+                           seed=int(seed), progress=progress, **opts)
+    secs = res.get("seconds", {})
+    cost = float(sum(v for v in secs.values() if isinstance(v, (int, float)))) if isinstance(secs, dict) else float(secs)
+    hp = {"genotype": res["genotype"]}
+    return {"arch": res["genotype"], "score": float(res["valid_macro_f1_supernet"]),
+            "candidate": {"model": "darts1d", "hparams": hp, "train": {}, "prep": {}}, "evaluations": None,
+            "cost_seconds": cost}
+
+
+def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress) -> dict:
+    from ecgnas.commands.train import train_run
+    from ecgnas.evaluate import make_prep
+
+    cfg = dataclasses.replace(final, **dict(cand.get("train", {})))
+    p = make_prep(prep.to_dict(), **cand["prep"]) if cand.get("prep") else prep
+    return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, prep=p, split=split, data=data,
+                     progress=progress)
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)

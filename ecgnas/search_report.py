@@ -1,0 +1,266 @@
+"""The report of an ECG search run folder (:mod:`ecgnas.search`): Pareto front, search curve, report.md.
+
+* :func:`pareto_front` -- which candidates no other candidate beats on both hold-out macro-F1
+  (higher is better) and a size measure (parameters, FLOPs or latency; lower is better);
+* :func:`write_pareto` -- ``pareto.csv`` (every evaluated candidate with its hold-out macro-F1,
+  parameters, FLOPs, measured latency and whether it is on the parameter front) and
+  ``pareto.png`` (macro-F1 against each size measure, log scale, fronts as steps, constraints as
+  dashed lines, the baseline's candidates in grey);
+* :func:`write_search_report` -- ``search.png`` (best hold-out macro-F1 so far against the
+  number of evaluations, search and baseline) and ``report.md``: the DS2 figures of the final
+  model beside the baseline's, the search cost, the best candidates and the figures. ``ecgnas
+  report RUN`` re-renders it from the files of a finished run.
+
+>>> pareto_front([50, 60, 55, 60], [10, 30, 5, 40]).tolist()   # 50 @ 10 loses to 55 @ 5
+[False, True, True, False]
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nascore.errors import UserError
+from nascore.io import atomic_write_bytes, atomic_write_text, read_json
+
+SIZE_MEASURES = (("params", "parameters"), ("flops", "FLOPs per beat"), ("latency_ms", "CPU latency per beat (ms)"))
+
+
+def pareto_front(score: Sequence[float], size: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the candidates not dominated in (``score`` up, ``size`` down). A candidate
+    is dominated when another is at least as good on both and strictly better on one; among exact
+    duplicates the first is kept."""
+    s = np.asarray(score, float)
+    c = np.asarray(size, float)
+    keep = np.ones(len(s), bool)
+    for i in range(len(s)):
+        if not (np.isfinite(s[i]) and np.isfinite(c[i])):
+            keep[i] = False
+            continue
+        better_eq = (s >= s[i]) & (c <= c[i])
+        strictly = (s > s[i]) | (c < c[i])
+        dom = better_eq & strictly
+        dup = (s == s[i]) & (c == c[i]) & (np.arange(len(s)) < i)
+        keep[i] = not (dom.any() or dup.any())
+    return keep
+
+
+def candidates_frame(history: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per evaluated candidate of a search history (``history.jsonl`` records)."""
+    rows = []
+    for rec in history:
+        m = rec.get("metrics", {})
+        rows.append({"i": rec["i"], "arch": rec["arch"], "val_macro_f1": rec["score"], "params": m.get("params"),
+                     "flops": m.get("flops"), "latency_ms": m.get("latency_ms"), "seconds": rec.get("cost"),
+                     "cached": bool(m.get("cached", False))})
+    df = pd.DataFrame(rows, columns=["i", "arch", "val_macro_f1", "params", "flops", "latency_ms", "seconds", "cached"])
+    return df.sort_values("i").reset_index(drop=True)
+
+
+def write_pareto(out: Path, history: Sequence[Mapping], constraints: Mapping[str, float] | None = None,
+                 baseline_history: Sequence[Mapping] | None = None) -> pd.DataFrame:
+    """Write ``pareto.csv`` and ``pareto.png`` into ``out``; returns the candidate table."""
+    out = Path(out)
+    df = candidates_frame(history)
+    if df.empty:
+        raise UserError(f"{out}: the search history is empty, no Pareto front to draw")
+    for col, _ in SIZE_MEASURES:
+        vals = pd.to_numeric(df[col], errors="coerce")
+        df[f"front_{col}"] = pareto_front(df["val_macro_f1"], vals.fillna(np.inf)) if vals.notna().any() else False
+    atomic_write_text(out / "pareto.csv", df.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
+    base = candidates_frame(baseline_history) if baseline_history else None
+    _plot_pareto(df, base, dict(constraints or {}), out / "pareto.png")
+    return df
+
+
+def _plot_pareto(df: pd.DataFrame, base: pd.DataFrame | None, constraints: dict, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    measures = [(c, label) for c, label in SIZE_MEASURES if pd.to_numeric(df[c], errors="coerce").notna().any()]
+    fig = Figure(figsize=(4.6 * len(measures), 4.0), dpi=110)
+    FigureCanvasAgg(fig)
+    limits = {"params": constraints.get("max_params"), "flops": constraints.get("max_flops"),
+              "latency_ms": constraints.get("max_latency_ms")}
+    for k, (col, label) in enumerate(measures):
+        ax = fig.add_subplot(1, len(measures), k + 1)
+        if base is not None and not base.empty and pd.to_numeric(base[col], errors="coerce").notna().any():
+            ax.scatter(base[col], base["val_macro_f1"], marker="x", color="0.6", s=18, label="baseline candidates")
+        x = pd.to_numeric(df[col], errors="coerce")
+        ax.scatter(x, df["val_macro_f1"], s=16, color="tab:blue", alpha=0.7, label="searched candidates")
+        front = df[df[f"front_{col}"]].sort_values(col)
+        if not front.empty:
+            ax.step(front[col], front["val_macro_f1"], where="post", color="tab:red", lw=1.2, label="Pareto front")
+        best = df.loc[df["val_macro_f1"].idxmax()]
+        ax.scatter([best[col]], [best["val_macro_f1"]], marker="*", s=120, color="tab:orange", zorder=5,
+                   label="selected")
+        if limits[col]:
+            ax.axvline(limits[col], ls="--", color="k", lw=0.8, label="constraint")
+        if (x > 0).all():
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel("hold-out macro-F1 (%)")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("search candidates: DS1 hold-out macro-F1 against size", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _best_so_far(df: pd.DataFrame) -> np.ndarray:
+    return np.maximum.accumulate(df.sort_values("i")["val_macro_f1"].to_numpy(float))
+
+
+def _plot_curve(curves: Mapping[str, np.ndarray], path: Path, xlabel: str = "candidate evaluations",
+                ylabel: str = "best DS1 hold-out macro-F1 so far (%)") -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, 3.8), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, y in curves.items():
+        ax.plot(np.arange(1, len(y) + 1), y, marker=".", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _f(v, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    return f"{v:.{digits}f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _metric_row(label: str, m: Mapping | None, params, cost) -> str:
+    if m is None:
+        return f"| {label} | – | – | – | – | – | – | – | – | – | – | – |"
+    pc = m["per_class"]
+    return (f"| {label} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | {_f(pc['S']['se'])} | {_f(pc['S']['ppv'])} | "
+            f"{_f(pc['S']['f1'])} | {_f(pc['V']['se'])} | {_f(pc['V']['ppv'])} | {_f(pc['V']['f1'])} | "
+            f"{_f(pc['F']['f1'])} | {_f(params)} | {_f(cost, 0)} |")
+
+
+def write_search_report(run_dir) -> Path:
+    """Render ``search.png`` and ``report.md`` of a finished :func:`ecgnas.search.ecg_search` folder."""
+    from ecgnas.search import read_history
+
+    run = Path(run_dir)
+    res_path = run / "result.json"
+    if not res_path.is_file():
+        raise UserError(f"{run}: no result.json (not a finished `ecgnas search` run folder)")
+    res = read_json(res_path)
+    if "method" not in res or "ds2" not in res:
+        raise UserError(f"{res_path}: not the result of `ecgnas search` (no method / ds2)")
+    curves = {}
+    hist = read_history(run / "search") if (run / "search" / "history.jsonl").is_file() else []
+    if hist:
+        curves[f"{res['method']} ({res['space']})"] = _best_so_far(candidates_frame(hist))
+    base = res.get("baseline")
+    base_hist = []
+    if base and (Path(base["folder"]) / "search" / "history.jsonl").is_file():
+        base_hist = read_history(Path(base["folder"]) / "search")
+        curves["baseline: random search, hand-designed family"] = _best_so_far(candidates_frame(base_hist))
+    if curves:
+        _plot_curve(curves, run / "search.png")
+    elif (run / "search" / "log.jsonl").is_file():  # a supernet search: hold-out macro-F1 per epoch
+        from nascore.io import read_jsonl
+
+        log = read_jsonl(run / "search" / "log.jsonl", repair=True)
+        if log and "valid_macro_f1" in log[0]:
+            curves[f"{res['method']} supernet"] = np.array([r["valid_macro_f1"] for r in log], float)
+            _plot_curve(curves, run / "search.png", xlabel="supernet epoch",
+                        ylabel="supernet DS1 hold-out macro-F1 (%)")
+    if hist and not (run / "pareto.png").is_file():
+        write_pareto(run, hist, res.get("constraints"), base_hist or None)
+
+    lines = [f"# ECG architecture search: {res['method']} on {res['space']} (seed {res['seed']})", "",
+             f"Split: {res['split']}-patient. Search on DS1 only (train = DS1 minus the hold-out records, "
+             "selection on the DS1 hold-out); DS2 is used for the figures below only.", "",
+             f"* best architecture: `{res['best_arch']}`",
+             f"* hold-out macro-F1 at search fidelity {_f(res.get('search_val_macro_f1'), 2)}, after the full "
+             f"schedule {_f(res.get('final_val_macro_f1'), 2)}",
+             f"* search cost: {_f(res['search_cost_seconds'], 0)} s = {_f(res['search_cost_seconds'] / 3600, 3)} h "
+             f"of candidate evaluation ({_f(res.get('evaluations'))} evaluations); final training "
+             f"{_f(res['final_train_seconds'], 0)} s",
+             f"* parameters {_f(res['params'])}, FLOPs per beat {_f(res.get('flops'))}, "
+             f"CPU latency per beat {_f(res.get('latency_ms'), 3)} ms"]
+    if res.get("constraints"):
+        lines.append(f"* constraints: {', '.join(f'{k} = {v:g}' for k, v in res['constraints'].items())}")
+    lines += ["", "## DS2 (inter-patient test set)", "",
+              "| model | accuracy | macro-F1 (N,S,V,F) | S Se | S +P | S F1 | V Se | V +P | V F1 | F F1 | params | "
+              "search s |", "|---|---|---|---|---|---|---|---|---|---|---|---|",
+              _metric_row(f"{res['method']} (searched)", res["ds2"], res["params"], res["search_cost_seconds"])]
+    if base:
+        lines.append(_metric_row("baseline: random search, hand-designed", res.get("baseline_ds2"), base.get("params"),
+                                 base.get("search_cost_seconds")))
+    lines += ["", "Percent. Per-record figures: `final/per_record.csv`; every prediction: `final/predictions.csv`.", ""]
+    if curves:
+        lines += ["## Search", "", "![search curve](search.png)", ""]
+    if (run / "pareto.png").is_file():
+        lines += ["![Pareto front](pareto.png)", ""]
+    if (run / "search" / "alpha.png").is_file():
+        lines += ["Architecture weights softmax(α) per edge over the supernet epochs:", "",
+                  "![alpha](search/alpha.png)", ""]
+    if hist:
+        df = candidates_frame(hist).sort_values("val_macro_f1", ascending=False).head(10)
+        lines += ["Best candidates (DS1 hold-out, search fidelity):", "",
+                  "| # | architecture | hold-out macro-F1 | params | FLOPs | latency ms |", "|---|---|---|---|---|---|"]
+        for _, r in df.iterrows():
+            lines.append(f"| {int(r['i'])} | `{_cell(r['arch'])}` | {_f(float(r['val_macro_f1']), 2)} | {_f(_int(r['params']))} | "
+                         f"{_f(_int(r['flops']))} | {_f(_num(r['latency_ms']), 3)} |")
+        lines.append("")
+        full = candidates_frame(hist)
+        front = full[pareto_front(full["val_macro_f1"], pd.to_numeric(full["params"], errors="coerce").fillna(np.inf))]
+        lines += ["Pareto front, hold-out macro-F1 against parameters (`pareto.csv` has every candidate and the "
+                  "FLOP and latency fronts):", "",
+                  "| # | architecture | hold-out macro-F1 | params | FLOPs | latency ms |", "|---|---|---|---|---|---|"]
+        for _, r in front.sort_values("params").iterrows():
+            lines.append(f"| {int(r['i'])} | `{_cell(r['arch'])}` | {_f(float(r['val_macro_f1']), 2)} | {_f(_int(r['params']))} | "
+                         f"{_f(_int(r['flops']))} | {_f(_num(r['latency_ms']), 3)} |")
+        lines.append("")
+    lines += ["## Confusion matrices (DS2)", "", "![final model](final/confusion.png)", ""]
+    if base and (Path(base["folder"]) / "final" / "confusion.png").is_file():
+        rel = Path(base["folder"]) / "final" / "confusion.png"
+        try:
+            rel = rel.resolve().relative_to(run.resolve())
+        except ValueError:
+            rel = rel.resolve()
+        lines += [f"![baseline]({rel.as_posix()})", ""]
+    path = run / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell (architecture strings contain ``|``)."""
+    return str(text).replace("|", "\\|")
+
+
+def _int(v):
+    try:
+        return None if v is None or pd.isna(v) else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(v):
+    try:
+        return None if v is None or pd.isna(v) else float(v)
+    except (TypeError, ValueError):
+        return None
