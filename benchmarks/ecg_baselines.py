@@ -31,7 +31,7 @@ from common import RESULTS, header  # noqa: E402
 from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.io import atomic_write_json  # noqa: E402
 
-MODELS = ("acharya", "kachuee", "resnet")
+MODELS = ("acharya", "kachuee", "resnet", "linear")
 HEADLINE = (("accuracy", ("accuracy",)), ("macro_f1", ("macro_f1",)), ("S_se", ("S", "se")), ("S_ppv", ("S", "ppv")),
             ("S_f1", ("S", "f1")), ("V_se", ("V", "se")), ("V_ppv", ("V", "ppv")), ("V_f1", ("V", "f1")))
 

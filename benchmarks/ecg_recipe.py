@@ -16,6 +16,7 @@ Example (the recorded results)::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -24,17 +25,23 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from common import RESULTS, header, parallel_map  # noqa: E402
 from ecg_baselines import stats  # noqa: E402
 from nascore.cliutil import parse_seeds  # noqa: E402
-from nascore.io import atomic_write_json  # noqa: E402
+from nascore.io import atomic_write_json, read_json  # noqa: E402
 
 #: variant -> (PrepConfig overrides, TrainConfig overrides)
 VARIANTS = {
     "default": ({}, {}),
     "360 Hz": ({"fs": 360}, {}),
     "no residual channel": ({"residual": "none"}, {}),
+    "residual channel only (raw window dropped)": ({"residual": "only"}, {}),
     "basic RR set (pre, post, local, record mean)": ({"rr_set": "basic"}, {}),
     "sqrt-balanced sampler": ({}, {"sampler": "sqrt_balanced"}),
     "shuffled batches, sqrt-inverse loss weights": ({}, {"sampler": "shuffle", "class_weight": "sqrt_inverse"}),
 }
+
+
+def _slug(variant: str) -> str:
+    """Run-folder name of a variant (stable when variants are added or reordered)."""
+    return re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")[:48]
 
 
 def _job(job: dict) -> dict:
@@ -60,14 +67,20 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--work", default="runs/ecg_recipe")
     ap.add_argument("--out", default=str(RESULTS / "ecg_recipe.json"))
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated variant numbers (0 = default) to (re)run; the others' runs are kept from --out")
     args = ap.parse_args(argv)
     seeds = parse_seeds(args.seeds)
-    jobs = [{"variant": v, "seed": s, "data": args.data, "run": str(Path(args.work) / f"{i}-s{s}")}
-            for i, v in enumerate(VARIANTS) for s in seeds]
+    names = list(VARIANTS)
+    chosen = names if args.variants is None else [names[int(i)] for i in args.variants.split(",")]
+    jobs = [{"variant": v, "seed": s, "data": args.data, "run": str(Path(args.work) / f"{_slug(v)}-s{s}")}
+            for v in chosen for s in seeds]
     rows = parallel_map(_job, jobs, args.jobs, desc="recipe ablation")
+    if args.variants is not None and Path(args.out).exists():
+        rows = [r for r in read_json(args.out)["runs"] if r["variant"] not in chosen and r["variant"] in VARIANTS] + rows
     agg = {v: {k: stats(r[k] for r in rows if r["variant"] == v)
                for k in ("val_macro_f1", "ds2_macro_f1", "ds2_S_f1", "ds2_V_f1", "train_seconds")}
-           for v in VARIANTS}
+           for v in VARIANTS if any(r["variant"] == v for r in rows)}
     atomic_write_json(args.out, {**header(), "model": "ecg-cell (default arch)", "variants": {
         v: {"prep": p, "train": t} for v, (p, t) in VARIANTS.items()}, "runs": rows, "aggregate": agg})
     print(f"wrote {args.out}")

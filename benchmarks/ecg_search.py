@@ -73,7 +73,8 @@ def _job(job: dict) -> dict:
 
     fid = default_fidelity(**job["fidelity"])
     fin = final_schedule(**job["final"])
-    kw = dict(budget=job["budget"], seed=job["seed"], fidelity=fid, final=fin, data=job["data"], progress=False)
+    kw = dict(budget=job["budget"], seed=job["seed"], fidelity=fid, final=fin, data=job["data"], progress=False,
+              selection=job.get("selection", "holdout"))
     if job["method"] == "baseline":
         return ecg_search(job["out"], method="random", space="resnet-family", baseline="none", **kw)
     params = dict(job.get("params") or {})
@@ -95,6 +96,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--work", default="runs/ecg_search")
     ap.add_argument("--out", default=str(RESULTS / "ecg_search.json"))
+    ap.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
+                    help="how candidates are scored (methods and baseline alike; eg-nas: holdout only)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the hand-designed random-search baseline")
     args = ap.parse_args(argv)
 
     work = Path(args.work)
@@ -102,10 +106,13 @@ def main(argv=None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     common = {"budget": args.budget, "data": args.data,
               "fidelity": {"epochs": args.search_epochs, "samples_per_epoch": args.search_samples},
-              "final": {}, "supernet": {"epochs": args.supernet_epochs, "warmup": args.supernet_warmup}}
+              "final": {}, "supernet": {"epochs": args.supernet_epochs, "warmup": args.supernet_warmup},
+              "selection": args.selection}
     t0 = time.time()
     doc = {**header(), "settings": {**common, "methods": methods, "seeds": seeds},
-           "protocol": "inter-patient MIT-BIH: search + selection on DS1 (hold-out records inside DS1), final model "
+           "protocol": f"inter-patient MIT-BIH: search + selection on DS1 ({args.selection}: "
+                       + ("hold-out records inside DS1" if args.selection == "holdout" else
+                          "grouped 4-fold cross-validation over the DS1 records") + "), final model "
                        "retrained with the full schedule, DS2 only for reporting; baseline = random search over the "
                        "hand-designed family with the same budget, fidelity, final schedule and seed",
            "methods": {}, "baseline": {}}
@@ -127,12 +134,13 @@ def main(argv=None) -> int:
         doc["arch2vec_model"] = str(arch2vec_model(get_space("ecg-cell")))
         doc["arch2vec_pretrain_seconds_this_invocation"] = round(time.time() - t, 1)
     results: dict[str, list] = {"baseline": []}
-    base_jobs = [{**common, "method": "baseline", "seed": s, "out": str(work / f"baseline-s{s}")} for s in seeds]
+    base_jobs = [] if args.no_baseline else [{**common, "method": "baseline", "seed": s,
+                                               "out": str(work / f"baseline-s{s}")} for s in seeds]
     for res in parallel_map(_job, base_jobs, args.jobs, desc="baselines"):
         results["baseline"].append(_row(res))
     save(results)
-    jobs = [{**common, "method": m, "seed": s, "out": str(work / f"{m}-s{s}"), "baseline": str(work / f"baseline-s{s}")}
-            for m in methods for s in seeds]
+    jobs = [{**common, "method": m, "seed": s, "out": str(work / f"{m}-s{s}"),
+             "baseline": "none" if args.no_baseline else str(work / f"baseline-s{s}")} for m in methods for s in seeds]
     for job, res in zip(jobs, parallel_map(_job, jobs, args.jobs, desc="searches")):
         results.setdefault(job["method"], []).append(_row(res))
         save(results)

@@ -136,14 +136,17 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
-               progress: bool = True) -> dict:
+               selection: str = "holdout", progress: bool = True) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     ``budget``: candidate evaluations of the sample-based methods (eg-nas: ignored, its cost is
     set by ``supernet["epochs"]``); ``fidelity``: the short training of a candidate (default
     :func:`ecgnas.evaluator.default_fidelity`); ``final``: the full schedule of the final model
     (default :func:`final_schedule`); ``baseline``: ``"auto"`` (run it into ``output/baseline``),
-    a folder (run or reuse it there; share one per seed between methods) or ``"none"``.
+    a folder (run or reuse it there; share one per seed between methods) or ``"none"``;
+    ``selection``: how candidates are scored, ``"holdout"`` (the DS1 hold-out records) or ``"cv"``
+    (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
+    and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`).
     """
     from ecgnas.data import PrepConfig
     from ecgnas.evaluator import default_fidelity
@@ -154,6 +157,13 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         raise UserError(f"--budget: must be a whole number of evaluations >= 1, got {budget!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+    from ecgnas.evaluator import SELECTIONS
+
+    if selection not in SELECTIONS:
+        raise UserError(f"--selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
+    if selection != "holdout" and method == "eg-nas":
+        raise UserError("--selection cv scores sampled candidates; eg-nas scores architectures inside its supernet "
+                        "on the hold-out, so it takes --selection holdout only")
     fidelity = fidelity or default_fidelity()
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
     prep = prep or PrepConfig()
@@ -170,6 +180,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
               "constraints": cons, "strategy_params": dict(strategy_params or {}), "supernet": supernet,
               "baseline": None if base_dir is None else ("auto" if baseline == "auto" else str(base_dir)),
               "latency": bool(latency)}
+    if selection != "holdout":  # absent for the hold-out: earlier run folders keep resuming
+        config["selection"] = selection
     space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
     from nascore.run import check_or_write_config
 
@@ -179,7 +191,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         found = _supernet_search(out, config, fidelity, prep, data, split, seed, progress)
     else:
         found = _sample_search(out, config, space_obj, fidelity, prep, data, split, seed, executor, executor_options,
-                               batch_size, eval_cache, latency, progress)
+                               batch_size, eval_cache, latency, progress, selection)
     _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                    f"retraining it with the full schedule ({final.epochs} epochs)")
     final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress)
@@ -192,7 +204,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
                               fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
                               executor_options=executor_options, batch_size=batch_size, baseline="none",
-                              eval_cache=eval_cache, latency=latency, progress=progress)
+                              eval_cache=eval_cache, latency=latency, selection=selection, progress=progress)
     ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
     hw = final_hardware(ckpt, latency)
     result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
@@ -256,7 +268,7 @@ def read_history(search_dir: Path) -> list[dict]:
 
 
 def _sample_search(out: Path, config: dict, space, fidelity, prep, data, split, seed, executor, executor_options,
-                   batch_size, eval_cache, latency, progress) -> dict:
+                   batch_size, eval_cache, latency, progress, selection="holdout") -> dict:
     from nascore.run import Budget, run_search
     from nascore.strategies import get_strategy
 
@@ -269,10 +281,13 @@ def _sample_search(out: Path, config: dict, space, fidelity, prep, data, split, 
         params["model"] = str(arch2vec_model(getattr(space, "inner", space), progress))
     strategy = get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
     evaluator = ECGEvaluator(space, fidelity, prep=prep, data=data, split=split, seed=int(seed),
-                             cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals", latency=latency)
+                             cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals", latency=latency,
+                             selection=selection)
     ex = _executor(executor, executor_options)
     run_config = {k: config[k] for k in ("method", "space", "budget", "seed", "split", "fidelity", "prep",
                                           "constraints", "strategy_params", "latency")}
+    if selection != "holdout":
+        run_config["selection"] = selection
     bar = None
     if progress:
         from tqdm.auto import tqdm

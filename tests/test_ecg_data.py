@@ -13,7 +13,7 @@ import wfdb
 
 from ecgnas.aami import CLASSES, DS1, DS2, PUBLISHED_COUNTS
 from ecgnas.data import (DEFAULT_HOLDOUT, PIPELINE_VERSION, Beats, IntraPatientWarning, PrepConfig,
-                         inter_patient_split, intra_patient_split, load_beats)
+                         inter_patient_split, intra_patient_split, record_folds, load_beats)
 from ecgnas.data import mitdb as mitdb_mod
 from ecgnas.data.preprocess import beat_windows, rr_features
 from ecgnas.data.rpeaks import score_detections
@@ -308,6 +308,21 @@ def test_inter_patient_split_keeps_patients_apart_and_ds2_for_test():
         inter_patient_split(_toy_beats({"101": "NN", "114": "NN"}), holdout=("114",))
 
 
+def test_record_folds_partition_ds1_by_whole_records():
+    b = _toy_beats({"101": "NNSS", "106": "NVNN", "108": "NS", "109": "NNNN", "112": "SN", "100": "NNNS"})
+    folds = record_folds(b, 3)
+    assert len(folds) == 3 and all(len(f) for f in folds)
+    allidx = np.concatenate(folds)
+    assert sorted(allidx.tolist()) == np.flatnonzero(b.record != "100").tolist()  # DS1 only, each beat once
+    recs = [set(b.record[f]) for f in folds]
+    assert all(recs[i].isdisjoint(recs[j]) for i in range(3) for j in range(i + 1, 3))  # whole records
+    assert [f.tolist() for f in record_folds(b, 3)] == [f.tolist() for f in folds]  # deterministic
+    with pytest.raises(UserError, match="folds: 6 folds need at least 6 records, 5"):
+        record_folds(b, 6)
+    with pytest.raises(UserError, match="folds: need an integer >= 2"):
+        record_folds(b, 1)
+
+
 def test_intra_patient_split_is_stratified_seeded_and_warns():
     rng = np.random.default_rng(0)
     labels = "".join(rng.choice(list("NNNNNNNNSV"), size=1000))
@@ -434,6 +449,18 @@ def test_real_warm_load_and_default_holdout(real_prepared):
     assert 0.20 <= len(split["val"]) / ds1_total <= 0.25
     assert val["S"] >= 100 and val["V"] >= 300 and val["F"] >= 20
     assert s["inter_patient"]["val"] == val
+
+
+@pytest.mark.realdata
+def test_real_record_folds_cover_ds1_with_ectopic_beats_in_every_fold(real_prepared):
+    db, cache, _, _ = real_prepared
+    beats = load_beats(db, PrepConfig(), cache_dir=cache, progress=False)
+    folds = record_folds(beats, 4)
+    assert sum(len(f) for f in folds) == sum(PUBLISHED_COUNTS["DS1"].values())
+    assert set().union(*(set(beats.record[f]) for f in folds)) == set(DS1)
+    for f in folds:
+        c = beats.class_counts(f)
+        assert c["S"] >= 100 and c["V"] >= 300 and 0.1 <= len(f) / len(np.concatenate(folds)) <= 0.4
 
 
 @pytest.mark.realdata

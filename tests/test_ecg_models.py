@@ -169,7 +169,7 @@ def test_same_seed_same_model(name):
 
 
 def test_bad_names_and_hyperparameters():
-    with pytest.raises(UserError, match=r"unknown model 'lstm' \(choose from: acharya, darts1d, ecg-cell, kachuee, resnet\)"):
+    with pytest.raises(UserError, match=r"unknown model 'lstm' \(choose from: acharya, darts1d, ecg-cell, kachuee, linear, resnet\)"):
         build_model("lstm")
     with pytest.raises(UserError, match=r"kachuee: unknown hyperparameter 'depth' \(valid: use_rr\)"):
         build_model("kachuee", depth=3)

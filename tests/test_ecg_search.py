@@ -68,6 +68,43 @@ def test_hand_designed_space_round_trip_mutation_and_candidate():
 
 # --------------------------------------------------------------------------- evaluator
 
+def test_cv_selection_trains_once_per_record_fold_and_scores_pooled_ds1(fake, monkeypatch):
+    import ecgnas.spaces  # noqa: F401
+    import ecgnas.train as T
+    from ecgnas.aami import DS1, DS2
+    from ecgnas.metrics import classification_report
+    from nascore.spaces import get_space
+
+    space = get_space("ecg-cell")
+    arch = space.sample(np.random.default_rng(1))
+    seen, real_fit, real_predict, preds = [], T.fit, T.predict, []
+    monkeypatch.setattr(T, "fit", lambda net, beats, split, cfg, **kw: (
+        seen.append((split["train"], split["val"], cfg.seed, beats)), real_fit(net, beats, split, cfg, **kw))[1])
+    monkeypatch.setattr(T, "predict", lambda net, beats, idx, bs: (
+        preds.append((idx, real_predict(net, beats, idx, bs))), preds[-1][1])[1])
+    ev = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, selection="cv")
+    res = ev(arch)
+    assert len(seen) == 4 and len({s[2] for s in seen}) == 4  # four trainings, four seeds
+    beats = seen[0][3]
+    vals = [s[1] for s in seen]
+    assert sorted(np.concatenate(vals).tolist()) == np.flatnonzero(np.isin(beats.record, DS1)).tolist()
+    for tr, va, _, _ in seen:
+        assert set(beats.record[tr]).isdisjoint(beats.record[va])  # no record in its own training
+        assert set(beats.record[tr]).isdisjoint(DS2) and set(beats.record[va]).isdisjoint(DS2)
+    y = np.concatenate([beats.y[i] for i, _ in preds])
+    pooled = classification_report(y, np.concatenate([p for _, p in preds]))["macro_f1"]
+    assert res.score == pytest.approx(pooled) and res.metrics["selection"] == "cv4"
+    assert len(res.metrics["fold_macro_f1"]) == 4
+    hold = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False)
+    assert "selection" not in hold.identity() and ev.identity()["selection"] == "cv4"
+    with pytest.raises(UserError, match="selection: 'kfold' is not one of holdout, cv"):
+        ECGEvaluator(space, FID, selection="kfold")
+    with pytest.raises(UserError, match="needs the inter-patient split"):
+        ECGEvaluator(space, FID, selection="cv", split="intra")
+    with pytest.raises(UserError, match="eg-nas .* --selection holdout only"):
+        ecg_search("unused", method="eg-nas", selection="cv", **TINY)
+
+
 def test_evaluator_scores_on_holdout_only_caches_and_is_order_independent(fake, tmp_path):
     import ecgnas.spaces  # noqa: F401
     from nascore.spaces import get_space

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
                    help=f"epochs per candidate (default {DEFAULT_FIDELITY['epochs']})")
     g.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
                    help=f"class-balanced beats per candidate epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+    g.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
+                   help="how a candidate is scored: holdout = macro-F1 on the DS1 hold-out records (default); "
+                        "cv = grouped 4-fold cross-validation over all DS1 records (4 trainings per candidate, "
+                        "a steadier signal; see benchmarks/RESULTS.md)")
     g = p.add_argument_group("final model (full schedule)")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs (default {d.epochs})")
     g.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
@@ -122,7 +126,8 @@ def main(args) -> int:
                      fidelity=fidelity, final=final, data=args.data, split=args.split, constraints=cons,
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=parse_hparams(args.param), supernet=supernet, baseline=baseline,
-                     eval_cache=args.eval_cache, latency=not args.no_latency, progress=not args.quiet)
+                     eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
+                     progress=not args.quiet)
     ds2 = res["ds2"]
     line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
             f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")

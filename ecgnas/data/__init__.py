@@ -17,7 +17,7 @@ Example::
 from .beats import Beats
 from .pipeline import load_beats
 from .preprocess import PIPELINE_VERSION, PrepConfig
-from .splits import DEFAULT_HOLDOUT, IntraPatientWarning, inter_patient_split, intra_patient_split
+from .splits import DEFAULT_HOLDOUT, IntraPatientWarning, inter_patient_split, intra_patient_split, record_folds
 
-__all__ = ["Beats", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split",
+__all__ = ["Beats", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split", "record_folds",
            "DEFAULT_HOLDOUT", "IntraPatientWarning"]

@@ -17,6 +17,8 @@ ecg-cell   a searched ``ecg-cell`` architecture (:mod:`.cellnet`)  arch (canonic
                                                                  dropout (0.2)
 darts1d    a searched 1D DARTS genotype (:mod:`.dartsnet`)       genotype (text), C (12),
                                                                  layers (6), dropout (0.2)
+linear     logistic regression on window + RR (:mod:`.linear`)   channels (last), use_rr
+                                                                 (True)
 =========  ===================================================  =========================
 
 >>> m = build_model("acharya", window=260)
@@ -36,15 +38,16 @@ from ecgnas.models.acharya import AcharyaNet
 from ecgnas.models.cellnet import CellModel
 from ecgnas.models.dartsnet import DartsModel
 from ecgnas.models.kachuee import KachueeNet
+from ecgnas.models.linear import LinearRR
 from ecgnas.models.resnet_rr import ResNetRR
 from nascore.errors import UserError
 
 MODELS: dict[str, type[nn.Module]] = {"kachuee": KachueeNet, "acharya": AcharyaNet, "resnet": ResNetRR,
-                                      "ecg-cell": CellModel, "darts1d": DartsModel}
+                                      "ecg-cell": CellModel, "darts1d": DartsModel, "linear": LinearRR}
 """Registry: name -> model class; each class lists its tunable hyperparameters in ``HPARAMS``."""
 
 #: the hand-designed models (the others are built from searched architectures)
-HAND_DESIGNED: tuple[str, ...] = ("kachuee", "acharya", "resnet")
+HAND_DESIGNED: tuple[str, ...] = ("kachuee", "acharya", "resnet", "linear")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -82,7 +85,7 @@ def build_model(name: str, window: int = 252, n_rr: int = 4, n_classes: int = 5,
     >>> build_model("vgg")
     Traceback (most recent call last):
     ...
-    nascore.errors.UserError: unknown model 'vgg' (choose from: acharya, darts1d, ecg-cell, kachuee, resnet)
+    nascore.errors.UserError: unknown model 'vgg' (choose from: acharya, darts1d, ecg-cell, kachuee, linear, resnet)
     """
     if name not in MODELS:
         raise UserError(f"unknown model {name!r} (choose from: {', '.join(sorted(MODELS))})")
@@ -98,4 +101,4 @@ def build_model(name: str, window: int = 252, n_rr: int = 4, n_classes: int = 5,
     return cls(window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels, **{**defaults, **kw})
 
 
-__all__ = ["MODELS", "HAND_DESIGNED", "build_model", "count_parameters", "KachueeNet", "AcharyaNet", "ResNetRR", "CellModel", "DartsModel"]
+__all__ = ["MODELS", "HAND_DESIGNED", "build_model", "count_parameters", "KachueeNet", "AcharyaNet", "ResNetRR", "CellModel", "DartsModel", "LinearRR"]
