@@ -15,9 +15,10 @@ whose architectures the ECG models can build:
    With ``selection="cv"`` the candidate is instead trained ``folds`` times, once per group of
    DS1 records of :func:`ecgnas.data.record_folds` (grouped cross-validation, the hold-out
    records included), each model predicting the records it never saw; the score is the macro-F1
-   of the pooled out-of-fold predictions over all of DS1. It costs ``folds`` trainings, and it is
-   the steadier signal: on MIT-BIH the 5-record hold-out holds 247 S and 36 F beats, DS1 944 and
-   415 (see ``benchmarks/ecg_selection.py`` for how each signal tracks DS2);
+   of the pooled out-of-fold predictions over all of DS1. It costs ``folds`` trainings and scores
+   far more beats (the 5-record hold-out holds 247 S and 36 F beats, DS1 944 and 415). Measured
+   (``benchmarks/RESULTS.md``): it ranks varied models closer to their DS2 order (Spearman 0.45
+   vs 0.23 on 33 models), but in a 30-candidate random search it did not pick better models;
 3. ``Result.score`` = the best hold-out macro-F1 (percent, N/S/V/F); ``metrics`` record the
    hold-out accuracy and S/V F1, the parameters, FLOPs (``torch.utils.flop_counter`` on one beat),
    the measured CPU latency of one beat (ms, one thread, median), training seconds, epochs and the

@@ -14,9 +14,8 @@ beats, is deliberately kept in training: moving it to validation would leave tra
 42 F beats. Pass ``holdout=(...)`` (DS1 record names) to choose another set.
 
 **Record folds inside DS1** (:func:`record_folds`): ``k`` disjoint groups of DS1 records for
-grouped cross-validation (every DS1 record is validated once, by a model that never saw it), a
-steadier selection signal than one hold-out: it scores all 944 S and 415 F beats of DS1 instead
-of 247 and 36. Records are dealt greedily, most S beats first, each to the fold with the
+grouped cross-validation (every DS1 record is validated once, by a model that never saw it): it
+scores all 944 S and 415 F beats of DS1 instead of the hold-out's 247 and 36. Records are dealt greedily, most S beats first, each to the fold with the
 smallest load so far, a record's load being its share of DS1's S beats plus its share of the V
 beats plus its share of all beats; the assignment is deterministic.
 
