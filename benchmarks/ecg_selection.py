@@ -80,15 +80,7 @@ def _job(job: dict) -> dict:
     space, key, cand = candidate(p)
     ev = ECGEvaluator(space, seed=p["seed"], data=job["data"], latency=False, selection=job["signal"],
                       cache_dir=job["cache"])
-    # the cache is keyed like a search's, so a rerun (or a crash) repeats nothing
-    cache_key = ev._key(key, cand)
-    path = Path(job["cache"]) / f"{cache_key[:32]}.json"
-    if path.is_file():
-        res = read_json(path)["result"]
-    else:
-        r = ev.evaluate(key, cand)
-        atomic_write_json(path, {"key": cache_key, "arch": key, "result": r.to_dict()})
-        res = r.to_dict()
+    res = ev.cached(key, cand).to_dict()  # cached like a search's: a rerun (or a crash) repeats nothing
     return {**p, "signal": job["signal"], "score": res["score"], "S_f1": res["metrics"].get("val_S_f1"),
             "cost": res["cost"]}
 

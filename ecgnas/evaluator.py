@@ -185,8 +185,11 @@ class ECGEvaluator:
 
     # --- evaluation --------------------------------------------------------------------------------------
     def __call__(self, arch) -> Result:
-        arch_key = self.space.to_string(arch)
-        cand = candidate_of(self.space, arch)
+        return self.cached(self.space.to_string(arch), candidate_of(self.space, arch))
+
+    def cached(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
+        """:meth:`evaluate` through the result cache (``cache_dir``), for a canonical string and
+        its candidate description (no architecture object needed)."""
         key = self._key(arch_key, cand)
         path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
         if path is not None and path.is_file():

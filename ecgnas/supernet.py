@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascore.darts.ops import OpSet
-from nascore.darts.train import (DEFAULT_LR, DEFAULT_WARMUP, METHODS, SearchTask, check_device, search_seconds,
+from nascore.darts.train import (DEFAULT_LR, METHODS, SearchTask, check_device, method_settings, search_seconds,
                                  supernet_search_loop)
 from nascore.errors import UserError
 
@@ -430,7 +430,6 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
     >>> ecg_search_config(method="darts", epochs=3)["warmup"], ecg_search_config(epochs=20, warmup=5)["lr"]
     (0, 0.1)
     """
-    from nascore.egnas import ESConfig
     if method not in METHODS:
         raise UserError(f"unknown search method {method!r} (choose from {', '.join(METHODS)})")
     for name, v, lo in (("epochs", epochs, 1), ("C", C, 1), ("layers", layers, 3), ("K", K, 1),
@@ -444,15 +443,11 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
             raise UserError(f"{name} must be an integer >= 2 or None; got {v!r}")
     if C % K:
         raise UserError(f"partial channels: C={C} channels cannot be split into K={K} parts")
-    warmup = DEFAULT_WARMUP[method] if warmup is None else warmup
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= epochs:
-        raise UserError(f"warmup must be an integer between 0 and epochs ({epochs}); got {warmup!r}")
+    warmup, es = method_settings(method, epochs, warmup, amp, es)
     if sampler not in SAMPLERS:
         raise UserError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
     if class_weight not in CLASS_WEIGHTS:
         raise UserError(f"class_weight: {class_weight!r} is not one of {', '.join(CLASS_WEIGHTS)}")
-    if amp not in ("auto", "bf16", "off"):
-        raise UserError(f"amp must be auto, bf16 or off; got {amp!r}")
     lr = DEFAULT_LR[method] if lr is None else lr
     for name, v, positive in (("lr", lr, True), ("lr_min", lr_min, False), ("weight_decay", weight_decay, False),
                               ("grad_clip", grad_clip, True), ("arch_lr", arch_lr, True), ("arch_wd", arch_wd, False)):
@@ -464,15 +459,6 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
         raise UserError(f"dropout={dropout!r} must be a number in [0, 1)")
     if not 0 <= momentum < 1:
         raise UserError(f"momentum must be in [0, 1); got {momentum!r}")
-    if method == "egnas":
-        if isinstance(es, ESConfig):
-            es = es.to_dict()
-        try:
-            es = ESConfig(**(es or {})).to_dict()
-        except TypeError as e:
-            raise UserError(f"EG-NAS settings: {e}") from None
-    else:
-        es = None
     return {"method": method, "space": SPACE, "epochs": epochs, "warmup": warmup, "seed": int(seed), "C": C,
             "layers": layers, "K": K, "stem_stride": stem_stride, "dropout": float(dropout), "batch_size": batch_size,
             "samples_per_epoch": samples_per_epoch, "sampler": sampler, "class_weight": class_weight,

@@ -181,11 +181,15 @@ def _labels(space, idx):
     return [list(space.node_labels)[k] if k < len(space.node_labels) else M.PAD_LABEL for k in idx]
 
 
+def _dense_sample(space, seed):
+    """Dense ``(labels, adjacency)`` arrays of one random cell of ``space``."""
+    ops, adj = dense_tensors(space, [space.sample(np.random.default_rng(seed))])
+    return ops[0].numpy(), adj[0].numpy().astype(np.int64)
+
+
 def test_released_rules_differ_from_the_strict_rule_where_the_released_code_does():
     nb201 = get_space("nb201")
-    cell = nb201.sample(np.random.default_rng(0))
-    ops, adj = dense_tensors(nb201, [cell])
-    o, a = ops[0].numpy(), adj[0].numpy().astype(np.int64)
+    o, a = _dense_sample(nb201, 0)
     rule = M.ARCH2VEC_RULES["nb201"]
     assert rule(_labels(nb201, o), a, nb201) and nb201.is_valid(decode_arch(nb201, o, a))
     other = a.copy()
@@ -217,9 +221,7 @@ def test_released_rules_differ_from_the_strict_rule_where_the_released_code_does
     assert not nb101.is_valid(decode_arch(nb101, o, a))  # our space checks labels before pruning
 
     darts = DartsCellSpace()
-    cell = darts.sample(np.random.default_rng(3))
-    ops, adj = dense_tensors(darts, [cell])
-    o, a = ops[0].numpy(), adj[0].numpy().astype(np.int64)
+    o, a = _dense_sample(darts, 3)
     rule = M.ARCH2VEC_RULES["darts-cell"]
     assert rule(_labels(darts, o), a, darts) and darts.is_valid(decode_arch(darts, o, a))
     extra = a.copy()

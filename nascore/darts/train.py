@@ -62,6 +62,34 @@ DEFAULT_WARMUP = {"egnas": 15, "darts": 0}
 DEFAULT_LR = {"egnas": 0.1, "darts": 0.025}
 
 
+def method_settings(method: str, epochs: int, warmup: int | None, amp: str, es) -> tuple[int, dict | None]:
+    """Checks shared by every supernet search configuration (CIFAR here, ECG beats in
+    :mod:`ecgnas.supernet`): the method, the warm-up (default :data:`DEFAULT_WARMUP`, between 0 and
+    ``epochs``), the autocast mode, and the EG-NAS settings (an :class:`~nascore.egnas.ESConfig` or
+    its dict, normalised to a dict; None for DARTS). Returns ``(warmup, es)``.
+
+    >>> method_settings("darts", 10, None, "auto", {"population": 4})
+    (0, None)
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown search method {method!r} (choose from {', '.join(METHODS)})")
+    warmup = DEFAULT_WARMUP[method] if warmup is None else warmup
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= epochs:
+        raise UserError(f"--warmup must be an integer between 0 and --epochs ({epochs}); got {warmup!r}")
+    if amp not in ("auto", "bf16", "off"):
+        raise UserError(f"--amp must be auto, bf16 or off; got {amp!r}")
+    if method != "egnas":
+        return warmup, None
+    from nascore.egnas import ESConfig
+
+    if isinstance(es, ESConfig):
+        es = es.to_dict()
+    try:
+        return warmup, ESConfig(**(es or {})).to_dict()
+    except TypeError as e:
+        raise UserError(f"EG-NAS settings: {e}") from None
+
+
 def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10", epochs: int = 50, warmup: int | None = None,
                   subset: int | None = None, seed: int = 0, batch_size: int = 256, lr: float | None = None,
                   lr_min: float = 0.0, momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
@@ -86,21 +114,9 @@ def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10"
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("K", K), ("eval_images", eval_images)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
-    warmup = DEFAULT_WARMUP[method] if warmup is None else warmup
-    if not 0 <= warmup <= epochs:
-        raise UserError(f"--warmup must be between 0 and --epochs ({epochs}); got {warmup}")
-    if amp not in ("auto", "bf16", "off"):
-        raise UserError(f"--amp must be auto, bf16 or off; got {amp!r}")
+    warmup, es = method_settings(method, epochs, warmup, amp, es)
     if subset is not None and subset < 2:
         raise UserError(f"--subset must be at least 2 images; got {subset}")
-    if method == "egnas":
-        from nascore.egnas import ESConfig
-        try:
-            es = ESConfig(**(es or {})).to_dict()
-        except TypeError as e:
-            raise UserError(f"EG-NAS settings: {e}") from None
-    else:
-        es = None
     return {"method": method, "space": space, "dataset": dataset, "epochs": epochs, "warmup": warmup,
             "subset": subset, "seed": int(seed), "batch_size": batch_size,
             "lr": DEFAULT_LR[method] if lr is None else float(lr), "lr_min": float(lr_min),
