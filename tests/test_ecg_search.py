@@ -272,6 +272,11 @@ def test_cli_search_report_and_baseline_command(fake, tmp_path, capsys):
     res = json.loads((rs / "result.json").read_text())
     assert res["space"] == "resnet-family" and res["method"] == "random" and res["baseline_ds2"] is None
     assert cli(["evaluate", str(rs / "final"), "--quiet", "--device", "cpu"]) == 0
+    cv = tmp_path / "rs-cv"
+    assert cli(["baseline", "random-search", "--trials", "1", "--search-epochs", "1", "--search-samples", "128",
+                "--epochs", "1", "--samples-per-epoch", "128", "--selection", "cv", "--output", str(cv), "--quiet"]) == 0
+    assert json.loads((cv / "result.json").read_text())["config"]["selection"] == "cv"
+    assert read_jsonl(cv / "search" / "history.jsonl")[0]["metrics"]["selection"] == "cv4"
 
 
 # --------------------------------------------------------------------------- Ray

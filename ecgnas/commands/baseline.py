@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                     help=f"epochs per trial (default {DEFAULT_FIDELITY['epochs']})")
     rs.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
                     help=f"class-balanced beats per trial epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+    rs.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
+                    help="how a trial is scored: the DS1 hold-out (default) or grouped 4-fold CV over DS1 "
+                         "(as `ecgnas search --selection`)")
     rs.add_argument("--epochs", type=int, default=d.epochs, help=f"final model: max epochs (default {d.epochs})")
     rs.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
                     help=f"final model: beats per epoch (default {d.samples_per_epoch}; 0 = all)")
@@ -62,7 +65,7 @@ def main(args) -> int:
                                 **runtime)
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, baseline="none",
-                     eval_cache=args.eval_cache, progress=not args.quiet)
+                     eval_cache=args.eval_cache, selection=args.selection, progress=not args.quiet)
     t = res["ds2"]
     print(f"{args.output}: best {res['best_arch']} (hold-out macro-F1 {res['search_val_macro_f1']:.2f}, "
           f"{res['params']:,} params); DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} "
