@@ -155,13 +155,12 @@ def _sampled_dataset(space, n: int, seed: int):
     return keys, torch.from_numpy(ops), torch.from_numpy(adj)
 
 
-def space_dataset(space, max_archs: int | None = None, samples: int = 100_000, seed: int = 0,
-                  progress: bool = False):
+def space_dataset(space, max_archs: int | None = None, samples: int = 100_000, seed: int = 0):
     """``(keys list[str], ops [N, M] uint8, adj [N, M, M] uint8)`` (see module docstring).
 
     A finite space gives all its architectures (a seeded random subset of ``max_archs`` if
     smaller, in enumeration order); an infinite one ``samples`` distinct random cells
-    (``max_archs`` caps that too). ``progress`` is accepted for compatibility and ignored."""
+    (``max_archs`` caps that too)."""
     if space.name == "nb101":
         keys, ops, adj = _nb101_dataset(space)
     elif space.size is not None:
