@@ -2,14 +2,18 @@
 
 A checkpoint (``checkpoint.pt``, read with ``torch.load(weights_only=True)``) is a dict::
 
-    {"format": "ecgnas-checkpoint", "version": 1,
+    {"format": "ecgnas-checkpoint", "version": 2,
      "model": "resnet", "hparams": {...}, "window": 126, "n_rr": 5, "n_classes": 5, "in_channels": 2,
      "prep": {...PrepConfig fields...}, "prep_key": "...", "split": "inter",
-     "train": {...TrainConfig fields...}, "best_epoch": 12, "val_macro_f1": 61.3,
-     "state_dict": {...}}
+     "train": {...TrainConfig fields...}, "rr_norm": true,
+     "members": [{...state dict...}, ...],      # one per ensemble member (one for a single model)
+     "offsets": [0.0, 0.75, -0.25, 0.5, 0.0]}   # decision offsets fitted on DS1 out-of-fold (or [])
 
-It holds everything needed to rebuild the model (:func:`ecgnas.models.build_model`) and the very
-same beats and split (:func:`load_data`), so ``ecgnas evaluate RUN`` reproduces a run's figures.
+It holds everything needed to rebuild the model (:func:`ecgnas.models.build_model`, wrapped in
+:class:`ecgnas.models.rrnorm.RRNormed` when ``rr_norm``; several members and the offsets make an
+:class:`ecgnas.ensemble.EnsembleModel`) and the very same beats and split (:func:`load_data`), so
+``ecgnas evaluate RUN`` reproduces a run's figures, decision offsets included. Version 1
+checkpoints (one ``state_dict``, no RR standardisation, no offsets) are still read.
 
 >>> # ckpt = load_checkpoint("runs/resnet-s0/checkpoint.pt")
 >>> # metrics = evaluate_run("runs/resnet-s0", split="test")   # writes runs/resnet-s0/eval-test/
@@ -29,10 +33,11 @@ from nascore.errors import UserError
 from nascore.io import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "ecgnas-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SPLITS = ("inter", "intra")
 EVAL_SPLITS = ("test", "val")
-_REQUIRED = ("model", "hparams", "window", "n_rr", "n_classes", "prep", "split", "state_dict")
+_REQUIRED = ("model", "hparams", "window", "n_rr", "n_classes", "prep", "split")
 
 
 def prep_dict(prep) -> dict:
@@ -87,17 +92,23 @@ def load_data(data=None, prep=None, split: str = "inter", progress: bool = True)
 
 
 def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Mapping[str, Any] | None = None,
-          in_channels: int = 1):
-    """:func:`ecgnas.models.build_model`, with unknown names / hyper-parameters as one-line UserErrors."""
+          in_channels: int = 1, rr_norm: bool = True):
+    """:func:`ecgnas.models.build_model`, with unknown names / hyper-parameters as one-line UserErrors.
+
+    ``rr_norm`` (default): wrap the model in :class:`ecgnas.models.rrnorm.RRNormed`, which
+    standardises the RR features with the training beats' statistics (checkpoints say whether).
+    """
     from ecgnas.models import MODELS, build_model
+    from ecgnas.models.rrnorm import RRNormed
 
     if name not in MODELS:
         raise UserError(f"model: unknown name {name!r} (choose from: {', '.join(sorted(MODELS))})")
     try:
-        return build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels,
-                           **dict(hparams or {}))
+        net = build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels,
+                          **dict(hparams or {}))
     except TypeError as e:
         raise UserError(f"model {name!r}: bad hyper-parameters {dict(hparams or {})}: {e}") from None
+    return RRNormed(net, n_rr) if rr_norm else net
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],
@@ -110,11 +121,17 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: st
     """
     import io
 
+    from ecgnas.ensemble import EnsembleModel
+    from ecgnas.models.rrnorm import RRNormed
+
+    members = list(model.members) if isinstance(model, EnsembleModel) else [model]
+    offsets = (model.offsets.tolist() if isinstance(model, EnsembleModel) else [])
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name, "hparams": dict(hparams),
             "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "in_channels": int(in_channels),
             "prep": prep_dict(prep),
             "prep_key": prep_key(prep), "split": split, **dict(extra or {}),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+            "rr_norm": isinstance(members[0], RRNormed), "offsets": [float(v) for v in offsets],
+            "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in members]}
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -136,25 +153,43 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: not a readable torch checkpoint ({first[:120]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an ecgnas checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
+    if ckpt.get("version") not in READABLE_VERSIONS:
         raise UserError(f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
-                        f"(this ecgnas reads version {CHECKPOINT_VERSION})")
-    missing = [k for k in _REQUIRED if k not in ckpt]
+                        f"(this ecgnas reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    missing = [k for k in _REQUIRED + (("state_dict",) if ckpt["version"] == 1 else ("members",)) if k not in ckpt]
     if missing:
         raise UserError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if ckpt["version"] == 1:  # one model, no RR standardisation, no offsets
+        ckpt = {**ckpt, "members": [ckpt.pop("state_dict")], "rr_norm": False, "offsets": []}
+    if not isinstance(ckpt["members"], list) or not ckpt["members"]:
+        raise UserError(f"{path}: checkpoint holds no model weights ('members' is empty)")
+    offsets = ckpt.get("offsets") or []
+    if offsets and len(offsets) != int(ckpt["n_classes"]):
+        raise UserError(f"{path}: {len(offsets)} decision offsets for {ckpt['n_classes']} classes")
     return ckpt
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
-    """Rebuild the model of a loaded checkpoint and load its weights (eval mode, CPU)."""
-    model = build(ckpt["model"], ckpt["window"], ckpt["n_rr"], ckpt["n_classes"], ckpt["hparams"],
-                  in_channels=int(ckpt.get("in_channels", 1)))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise UserError(f"{path}: weights do not fit model {ckpt['model']!r} {ckpt['hparams']} "
-                        f"({str(e).splitlines()[0][:120]})") from None
-    return model.eval()
+    """Rebuild the model of a loaded checkpoint and load its weights (eval mode, CPU).
+
+    One member and no offsets: the plain model; otherwise an :class:`ecgnas.ensemble.EnsembleModel`
+    of the members with the stored decision offsets.
+    """
+    from ecgnas.ensemble import EnsembleModel
+
+    members = []
+    for sd in ckpt["members"]:
+        model = build(ckpt["model"], ckpt["window"], ckpt["n_rr"], ckpt["n_classes"], ckpt["hparams"],
+                      in_channels=int(ckpt.get("in_channels", 1)), rr_norm=bool(ckpt.get("rr_norm", False)))
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise UserError(f"{path}: weights do not fit model {ckpt['model']!r} {ckpt['hparams']} "
+                            f"({str(e).splitlines()[0][:120]})") from None
+        members.append(model.eval())
+    if len(members) == 1 and not ckpt.get("offsets"):
+        return members[0]
+    return EnsembleModel(members, ckpt.get("offsets") or None).eval()
 
 
 def evaluate_indices(out_dir: str | os.PathLike, model: torch.nn.Module, beats, idx, title: str,
@@ -178,12 +213,12 @@ def evaluate_indices(out_dir: str | os.PathLike, model: torch.nn.Module, beats, 
 def headline(m: Mapping[str, Any]) -> dict:
     """The numbers a results table needs from a :func:`ecgnas.metrics.metrics_json` dict.
 
-    Accuracy, macro-F1 (N,S,V,F), kappa, per-class Se/+P/F1 of S and V, EC57 SVEB Se/+P and VEB
+    Accuracy, macro-F1 (N,S,V,F), kappa, per-class Se/+P/F1 of N, S, V and F, EC57 SVEB Se/+P and VEB
     Se/+P/FPR (percent; None where undefined).
     """
     pc = m["per_class"]
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "kappa": m["kappa"],
-            "S": {k: pc["S"][k] for k in ("se", "ppv", "f1")}, "V": {k: pc["V"][k] for k in ("se", "ppv", "f1")},
+            **{c: {k: pc[c][k] for k in ("se", "ppv", "f1")} for c in ("N", "S", "V", "F") if c in pc},
             "sveb": {k: m["ec57"]["sveb"][k] for k in ("se", "ppv")},
             "veb": {k: m["ec57"]["veb"][k] for k in ("se", "ppv", "fpr")}}
 

@@ -136,7 +136,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
-               selection: str = "holdout", progress: bool = True) -> dict:
+               selection: str = "holdout", ensemble: int = 1, progress: bool = True) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     ``budget``: candidate evaluations of the sample-based methods (eg-nas: ignored, its cost is
@@ -146,7 +146,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     a folder (run or reuse it there; share one per seed between methods) or ``"none"``;
     ``selection``: how candidates are scored, ``"holdout"`` (the DS1 hold-out records) or ``"cv"``
     (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
-    and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`).
+    and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``ensemble``: members of the
+    final model (``ecgnas train --ensemble``: K fold models of a DS1 record cross-validation; 1 = a
+    single model on all of DS1).
     """
     from ecgnas.data import PrepConfig
     from ecgnas.evaluator import default_fidelity
@@ -182,6 +184,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
               "latency": bool(latency)}
     if selection != "holdout":  # absent for the hold-out: earlier run folders keep resuming
         config["selection"] = selection
+    if ensemble != 1:
+        config["final_ensemble"] = int(ensemble)
     space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
     from nascore.run import check_or_write_config
 
@@ -194,7 +198,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                batch_size, eval_cache, latency, progress, selection)
     _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                    f"retraining it with the full schedule ({final.epochs} epochs)")
-    final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress)
+    final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble)
     from ecgnas.evaluate import load_checkpoint
 
     ds2 = read_json(out / "final" / "metrics.json")
@@ -204,19 +208,22 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
                               fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
                               executor_options=executor_options, batch_size=batch_size, baseline="none",
-                              eval_cache=eval_cache, latency=latency, selection=selection, progress=progress)
+                              eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
+                              progress=progress)
     ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
     hw = final_hardware(ckpt, latency)
     result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
               "best_arch": found["arch"], "best_candidate": found["candidate"],
               "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
+              "final_cv_macro_f1": (final_summary.get("cv") or {}).get("macro_f1"),
               "params": final_summary["params"], "flops": hw["flops"], "latency_ms": hw["latency_ms"],
               "search_cost_seconds": round(found["cost_seconds"], 3), "evaluations": found.get("evaluations"),
               "final_train_seconds": round(final_summary["train_seconds"], 3),
               "constraints": cons, "ds2": ds2,
               "baseline_ds2": None if base_res is None else base_res["ds2"],
               "baseline": None if base_res is None else {k: base_res[k] for k in (
-                  "best_arch", "params", "search_val_macro_f1", "final_val_macro_f1", "search_cost_seconds")}
+                  "best_arch", "params", "search_val_macro_f1", "final_val_macro_f1", "final_cv_macro_f1",
+                  "search_cost_seconds")}
               | {"folder": str(base_dir)},
               "wall_seconds_this_call": round(time.perf_counter() - t0, 3), "finished": True, "config": config}
     if method != "eg-nas":
@@ -333,14 +340,15 @@ def _supernet_search(out: Path, config: dict, fidelity, prep, data, split, seed,
             "cost_seconds": cost}
 
 
-def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress) -> dict:
+def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress,
+             ensemble: int = 1) -> dict:
     from ecgnas.commands.train import train_run
     from ecgnas.evaluate import make_prep
 
     cfg = dataclasses.replace(final, **dict(cand.get("train", {})))
     p = make_prep(prep.to_dict(), **cand["prep"]) if cand.get("prep") else prep
     return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, prep=p, split=split, data=data,
-                     progress=progress)
+                     progress=progress, ensemble=ensemble)
 
 
 def _say(progress: bool, text: str) -> None:

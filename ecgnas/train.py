@@ -63,6 +63,9 @@ CLASS_WEIGHT_MODES = ("none", "inverse", "sqrt_inverse")
 SAMPLERS = ("shuffle", "balanced", "sqrt_balanced")
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+LOSSES = ("ce", "focal")
+SELECTS = ("best", "last")
+FOCAL_GAMMA = 2.0
 
 # Fields that say where / how fast a run goes, not what it computes; they are left out of
 # :meth:`TrainConfig.identity` (the part compared when a run folder is re-used).
@@ -99,15 +102,15 @@ class TrainConfig:
     nascore.errors.UserError: class_weight: 'foo' is not one of none, inverse, sqrt_inverse
     """
 
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-2
-    schedule: str = "onecycle"
-    class_weight: str = "none"
-    sampler: str = "balanced"
-    samples_per_epoch: int | None = 16384
-    patience: int | None = 6
+    schedule: str = "cosine"
+    class_weight: str = "inverse"
+    sampler: str = "shuffle"
+    samples_per_epoch: int | None = None
+    patience: int | None = None
     grad_clip: float | None = 1.0
     seed: int = 0
     device: str = "auto"
@@ -116,8 +119,19 @@ class TrainConfig:
     eval_batch_size: int = 512
     ema_decay: float | None = None
     train_q: bool = False
+    augment: str = "scale,wander,noise,shift,stretch"
+    label_smoothing: float = 0.1
+    loss: str = "ce"
+    select: str = "last"
 
     def __post_init__(self):
+        from ecgnas.augment import parse_augment
+
+        self.augment = ",".join(parse_augment(self.augment)) or "none"
+        _choice("loss", self.loss, LOSSES)
+        _choice("select", self.select, SELECTS)
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise UserError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing!r}")
         _choice("class_weight", self.class_weight, CLASS_WEIGHT_MODES)
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("schedule", self.schedule, SCHEDULES)
@@ -343,14 +357,18 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def _predict_tensors(model: torch.nn.Module, x: torch.Tensor, rr: torch.Tensor, batch_size: int) -> np.ndarray:
+def _proba_tensors(model: torch.nn.Module, x: torch.Tensor, rr: torch.Tensor, batch_size: int) -> np.ndarray:
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, x.shape[0], batch_size):
-        out.append(model(x[i:i + batch_size], rr[i:i + batch_size]).argmax(1).cpu())
+        out.append(torch.softmax(model(x[i:i + batch_size], rr[i:i + batch_size]).float(), dim=1).cpu())
     model.train(was_training)
-    return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, np.int64)
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, N_CLASSES))
+
+
+def _predict_tensors(model: torch.nn.Module, x: torch.Tensor, rr: torch.Tensor, batch_size: int) -> np.ndarray:
+    return _proba_tensors(model, x, rr, batch_size).argmax(1).astype(np.int64)
 
 
 def predict(model: torch.nn.Module, beats, idx=None, batch_size: int = 512) -> np.ndarray:
@@ -365,6 +383,36 @@ def predict(model: torch.nn.Module, beats, idx=None, batch_size: int = 512) -> n
     device = _model_device(model)
     x, rr = _tensors(beats, idx, device)
     return _predict_tensors(model, x, rr, batch_size)
+
+
+def predict_proba(model: torch.nn.Module, beats, idx=None, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities ``[len(idx), n_classes]`` float64 (softmax of the logits), eval mode.
+
+    >>> # p = predict_proba(model, beats, split["test"]); p.sum(1)  -> all ones
+    """
+    n = len(beats.y)
+    idx = np.arange(n) if idx is None else _as_index(idx, n, "predict")
+    x, rr = _tensors(beats, idx, _model_device(model))
+    return _proba_tensors(model, x, rr, batch_size)
+
+
+def _peak_index(beats) -> int:
+    """R-peak index inside the window: from the beats' PrepConfig, else the window centre."""
+    cfg = getattr(beats, "config", None)
+    if cfg is not None and hasattr(cfg, "window_samples"):
+        return int(cfg.window_samples()[0])
+    return int(np.asarray(beats.x).shape[-1] // 2)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Weighted cross-entropy (or focal loss, Lin et al. 2017, ``-(1-p_t)^γ log p_t``, γ = 2) against
+    soft targets ``[B, K]``; the per-beat class weight is the target-weighted mean of ``weight``."""
+    logp = torch.log_softmax(logits.float(), dim=1)
+    per_beat = -(target * logp)
+    if cfg.loss == "focal":
+        per_beat = per_beat * (1 - logp.exp()).pow(FOCAL_GAMMA)
+    w = target @ weight
+    return (per_beat.sum(1) * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def _emit(log, record: dict) -> None:
@@ -396,8 +444,9 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
         tr = tr[np.asarray(beats.y)[tr] != Q_INDEX]
     if tr.size == 0:
         raise UserError("split['train'] is empty: nothing to train on")
-    if va.size == 0:
-        raise UserError("split['val'] is empty: early stopping needs hold-out beats")
+    if va.size == 0 and (cfg.select == "best" or cfg.patience is not None):
+        raise UserError("split['val'] is empty: early stopping / best-epoch selection needs hold-out beats "
+                        "(use select='last' and patience=None for a fixed schedule)")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
@@ -416,6 +465,13 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
     w_t = torch.as_tensor(w, dtype=torch.float32, device=device)
     probs = None if cfg.sampler == "shuffle" else torch.as_tensor(sampling_probs(y_tr_np, cfg.sampler))
 
+    from ecgnas.augment import augment_batch, mixup, parse_augment
+
+    aug = parse_augment(cfg.augment)
+    plain_aug = tuple(a for a in aug if a != "mix")
+    peak, fs = _peak_index(beats), int(getattr(beats, "fs", 180) or 180)
+    eye = torch.eye(N_CLASSES, device=device)
+    smooth = float(cfg.label_smoothing)
     n_tr = len(tr)
     per_epoch = n_tr if cfg.samples_per_epoch is None else cfg.samples_per_epoch
     bs = min(cfg.batch_size, per_epoch)
@@ -431,7 +487,7 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
 
     history: list[dict] = []
     best_f1, best_epoch, best_state = -1.0, 0, None
-    since_best = 0
+    best_seen, since_best = -1.0, 0
     train_time = 0.0
     seen = 0
     stopped = False
@@ -452,9 +508,17 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
             loss_sum = torch.zeros((), device=device)
             for s in range(steps):
                 b = order[s * bs:(s + 1) * bs]
+                xb, rb = x_tr[b], rr_tr[b]
+                target = eye[y_tr[b]]
+                if smooth:
+                    target = target * (1 - smooth) + smooth / N_CLASSES
+                if plain_aug:
+                    xb, rb = augment_batch(xb, rb, plain_aug, peak, fs, gen)
+                if "mix" in aug:
+                    xb, rb, target = mixup(xb, rb, target, gen)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    logits = model(x_tr[b], rr_tr[b])
-                loss = F.cross_entropy(logits.float(), y_tr[b], weight=w_t)
+                    logits = model(xb, rb)
+                loss = _loss(logits, target, w_t, cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:
@@ -471,14 +535,18 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch} (lower --lr?)")
 
-            y_hat = _predict_tensors(scored, x_va, rr_va, cfg.eval_batch_size)
-            f1 = val_macro_f1(y_va_np, y_hat)
-            improved = f1 > best_f1
-            if improved:
-                best_f1, best_epoch, since_best = f1, epoch, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in scored.state_dict().items()}
+            f1 = float("nan")
+            if va.size:
+                f1 = val_macro_f1(y_va_np, _predict_tensors(scored, x_va, rr_va, cfg.eval_batch_size))
+            better = f1 > best_seen  # for patience: the hold-out score improved (never with no hold-out)
+            if better:
+                best_seen, since_best = f1, 0
             else:
                 since_best += 1
+            improved = better if cfg.select == "best" else True  # the weights kept: best epoch, or the last
+            if improved:
+                best_f1, best_epoch = f1, epoch
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in scored.state_dict().items()}
             rec = {"epoch": epoch, "train_loss": train_loss, "val_macro_f1": f1,
                    "lr": float(opt.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
                    "train_seconds": t_train, "best": improved}

@@ -76,7 +76,7 @@ def test_early_stopping_stops_after_patience():
     split = inter_patient_split(beats)
     m = tiny_model()
     # a learning rate this small cannot change a prediction: no epoch after the first improves
-    res = fit(m, beats, split, TrainConfig(epochs=20, patience=2, schedule="constant", **{**FAST, "lr": 1e-12}),
+    res = fit(m, beats, split, TrainConfig(epochs=20, patience=2, select="best", schedule="constant", **{**FAST, "lr": 1e-12}),
               progress=False)
     assert res.stopped_early and res.epochs_run == 3 and res.best_epoch == 1
     assert [h["best"] for h in res.history] == [True, False, False]
@@ -104,7 +104,7 @@ def test_train_config_rejects_bad_values():
 
 
 RUN_FILES = ("config.json", "checkpoint.pt", "train_log.jsonl", "metrics.json", "per_record.csv", "confusion.png",
-             "predictions.csv", "val_metrics.json", "train_summary.json")
+             "predictions.csv", "train_summary.json")
 TRAIN_ARGS = ["train", "--model", "resnet", "--epochs", "3", "--batch-size", "32", "--window", "0.05,0.1",
               "--samples-per-epoch", "0",
               "--hparam", "depth=1", "--hparam", "width=8", "--hparam", "kernel_size=5", "--threads", "1",
@@ -124,7 +124,7 @@ def test_train_cli_writes_run_and_evaluate_reproduces(tmp_path, fake_data, capsy
     assert ckpt["model"] == "resnet" and ckpt["window"] == 27 and ckpt["prep_key"] == cfg["prep_key"]
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_beats"] == 2 * 60  # DS2 records only
-    assert json.loads((run / "val_metrics.json").read_text())["n_beats"] == 2 * 60
+    assert not (run / "cv_metrics.json").exists()  # no cross-validation unless asked for (--cv, --ensemble)
     pred = (run / "predictions.csv").read_text().splitlines()
     assert pred[0] == "record,sample,true,pred" and len(pred) == 1 + 120
 

@@ -37,14 +37,18 @@ def register(subparsers) -> None:
     rs.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
                     help=f"epochs per trial (default {DEFAULT_FIDELITY['epochs']})")
     rs.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
-                    help=f"class-balanced beats per trial epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+                    help=f"beats per trial epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
     rs.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
                     help="how a trial is scored: the DS1 hold-out (default) or grouped 4-fold CV over DS1 "
                          "(as `ecgnas search --selection`)")
     rs.add_argument("--epochs", type=int, default=d.epochs, help=f"final model: max epochs (default {d.epochs})")
     rs.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
                     help=f"final model: beats per epoch (default {d.samples_per_epoch}; 0 = all)")
-    rs.add_argument("--patience", type=int, default=d.patience, help=f"final model: patience (default {d.patience})")
+    rs.add_argument("--patience", type=int, default=d.patience,
+                    help="final model: early-stopping patience on the DS1 hold-out (default: none, the fixed "
+                         "schedule)")
+    rs.add_argument("--ensemble", type=int, default=1, metavar="K",
+                    help="final model: average K fold models of a DS1 record cross-validation (default 1)")
     rs.add_argument("--device", choices=DEVICES, default="cpu")
     rs.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     rs.add_argument("--eval-cache", default=None, help="evaluation cache folder (default OUTPUT/evals)")
@@ -60,12 +64,14 @@ def main(args) -> int:
 
     runtime = dict(device=args.device, num_threads=args.threads)
     fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
-    final = dataclasses.replace(final_schedule(), epochs=args.epochs, patience=args.patience,
+    final = dataclasses.replace(final_schedule(), epochs=args.epochs, patience=args.patience or None,
+                                select="best" if args.patience else "last",
                                 samples_per_epoch=None if args.samples_per_epoch == 0 else args.samples_per_epoch,
                                 **runtime)
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, baseline="none",
-                     eval_cache=args.eval_cache, selection=args.selection, progress=not args.quiet)
+                     eval_cache=args.eval_cache, selection=args.selection, ensemble=args.ensemble,
+                     progress=not args.quiet)
     t = res["ds2"]
     print(f"{args.output}: best {res['best_arch']} (hold-out macro-F1 {res['search_val_macro_f1']:.2f}, "
           f"{res['params']:,} params); DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} "

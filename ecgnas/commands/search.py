@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     g.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
                    help=f"epochs per candidate (default {DEFAULT_FIDELITY['epochs']})")
     g.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
-                   help=f"class-balanced beats per candidate epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
+                   help=f"beats per candidate epoch (default {DEFAULT_FIDELITY['samples_per_epoch']})")
     g.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
                    help="how a candidate is scored: holdout = macro-F1 on the DS1 hold-out records (default); "
                         "cv = grouped 4-fold cross-validation over all DS1 records (4 trainings per candidate, "
@@ -55,7 +55,10 @@ def register(subparsers) -> None:
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs (default {d.epochs})")
     g.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
                    help=f"beats per epoch (default {d.samples_per_epoch}; 0 = every training beat)")
-    g.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
+    g.add_argument("--patience", type=int, default=d.patience,
+                   help="early-stopping patience on the DS1 hold-out (default: none, the fixed schedule)")
+    g.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="final model: average K fold models of a DS1 record cross-validation (default 1)")
     g = p.add_argument_group("hardware-aware search")
     for c in CONSTRAINTS:
         g.add_argument("--" + c.replace("_", "-"), type=float, default=None,
@@ -111,8 +114,9 @@ def main(args) -> int:
     runtime = dict(device=args.device, num_threads=args.threads)
     fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
     spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
+    patience = args.patience or None
     final = dataclasses.replace(final_schedule(), epochs=args.epochs, samples_per_epoch=spe,
-                                patience=args.patience, **runtime)
+                                patience=patience, select="last" if patience is None else "best", **runtime)
     ex_opts, batch = {}, 1
     if args.executor == "ray":
         ex_opts = {"address": args.ray_address, "num_cpus": args.workers, "cpus_per_task": args.threads,
@@ -127,7 +131,7 @@ def main(args) -> int:
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=parse_hparams(args.param), supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
-                     progress=not args.quiet)
+                     ensemble=args.ensemble, progress=not args.quiet)
     ds2 = res["ds2"]
     line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
             f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")

@@ -29,10 +29,12 @@ from typing import Any, Mapping
 from nascore.errors import UserError
 from nascore.io import atomic_write_json, read_json
 
-from ecgnas.train import CLASS_WEIGHT_MODES, DEVICES, SAMPLERS, SCHEDULES, TrainConfig
+from ecgnas.augment import AUGMENTATIONS
+from ecgnas.train import CLASS_WEIGHT_MODES, DEVICES, LOSSES, SAMPLERS, SCHEDULES, TrainConfig
 
-RUN_FILES = ("config.json", "train_log.jsonl", "checkpoint.pt", "val_metrics.json", "metrics.json",
-             "per_record.csv", "confusion.png", "predictions.csv", "train_summary.json")
+RUN_FILES = ("config.json", "train_log.jsonl", "checkpoint.pt", "val_metrics.json", "cv_metrics.json", "oof.npz",
+             "cv_ensemble.pt", "metrics.json", "per_record.csv", "confusion.png", "predictions.csv",
+             "train_summary.json")
 DONE_FILE = "train_summary.json"
 
 
@@ -65,7 +67,7 @@ def parse_hparams(items: list[str] | None) -> dict[str, Any]:
 
 def run_identity(config: Mapping[str, Any]) -> dict:
     """The part of a config.json that defines the experiment (runtime and paths left out)."""
-    return {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train")}
+    return {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train", "ensemble")}
 
 
 def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -105,18 +107,72 @@ def check_output(out: Path, config: Mapping[str, Any]) -> bool:
     return (out / DONE_FILE).is_file()
 
 
+MEMBER_KINDS = ("folds", "seeds")
+DECISIONS = ("cv", "none")
+
+
+def _check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: TrainConfig,
+                    cv: bool = False) -> None:
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= 20:
+        raise UserError(f"--ensemble: need an integer 1..20, got {ensemble!r}")
+    if members not in MEMBER_KINDS:
+        raise UserError(f"--members: {members!r} is not one of {', '.join(MEMBER_KINDS)}")
+    if decision not in DECISIONS:
+        raise UserError(f"--decision: {decision!r} is not one of {', '.join(DECISIONS)}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 22:
+        raise UserError(f"--folds: need an integer 2..22 (DS1 has 22 records), got {folds!r}")
+    fixed = cfg.select == "last" and cfg.patience is None
+    if not fixed and (decision == "cv" or ensemble > 1 or cv):
+        raise UserError("decision offsets and ensembles need the fixed schedule (select='last', no --patience): "
+                        "early stopping on the hold-out cannot be combined with record-fold cross-validation")
+
+
+def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int) -> list:
+    """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split."""
+    import numpy as np
+
+    from ecgnas.data import record_folds
+
+    if split == "inter":
+        return record_folds(beats, k)
+    pool = np.concatenate([parts["train"], parts["val"]])
+    return [np.sort(f) for f in np.array_split(np.random.default_rng(seed).permutation(pool), k)]
+
+
 def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, Any] | None = None,
               train: TrainConfig | None = None, prep=None, split: str = "inter", data=None,
-              progress: bool = True) -> dict:
+              progress: bool = True, ensemble: int = 1, members: str = "folds", decision: str = "none",
+              folds: int = 5, cv: bool = False) -> dict:
     """Train ``model`` into the run folder ``output`` and evaluate it; returns train_summary.json's dict.
 
-    ``prep``: a :class:`ecgnas.data.PrepConfig` (default ``PrepConfig()``); ``split``: ``"inter"``
-    (DS1-train / DS1 hold-out / DS2) or ``"intra"``. Refuses (UserError, nothing written) a folder
-    holding a run of another configuration; returns the stored summary if this run already finished.
+    The recipe (``train``, default :class:`TrainConfig`: a fixed schedule, no early stopping)
+    trains on all of DS1. ``cv=True`` first runs ``folds``-fold grouped record cross-validation
+    over DS1 (:func:`ecgnas.ensemble.cross_validate`); ``cv_metrics.json`` then holds the
+    out-of-fold scores, the DS1-only estimate of how the recipe transfers to new patients.
+    ``decision="cv"`` also fits per-class decision offsets on those out-of-fold probabilities
+    (:func:`ecgnas.decision.fit_offsets`) and stores them with the model; the default ``"none"``
+    keeps the plain argmax, because offsets fitted on some DS1 folds lowered the macro-F1 of the
+    other folds (nested DS1 cross-validation, ``benchmarks/RESULTS.md``). ``ensemble=K`` averages
+    K members' probabilities: ``members="folds"`` (the K fold models of a K-fold cross-validation,
+    no extra training) or ``"seeds"`` (K models on all of DS1, seeds ``seed .. seed+K-1``). A
+    single-model run that did cross-validation also reports its fold models as an ensemble
+    (``cv_ensemble_test`` in the summary, weights in ``cv_ensemble.pt``) and, when no offsets are
+    applied, what the out-of-fold offsets would have given (``test_offsets``), at no extra
+    training.
 
-    >>> # s = train_run("runs/resnet-s0", "resnet", train=TrainConfig(epochs=20, seed=0))
-    >>> # s["test"]["macro_f1"], s["throughput"]
+    DS2 is read only to write the final evaluation. ``prep``: a :class:`ecgnas.data.PrepConfig`
+    (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``. A ``train``
+    config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
+    Refuses (UserError, nothing written) a folder holding a run of another configuration;
+    returns the stored summary if this run already finished.
+
+    >>> # s = train_run("runs/resnet-s0", "resnet", ensemble=5)
+    >>> # s["test"]["macro_f1"], s["cv"]["macro_f1"]
     """
+    import numpy as np
+
+    from ecgnas.decision import apply_offsets, fit_offsets
+    from ecgnas.ensemble import EnsembleModel, cross_validate
     from ecgnas.evaluate import (build, evaluate_indices, headline, load_data, prep_dict, prep_key,
                                  save_checkpoint)
     from ecgnas.metrics import metrics_json
@@ -126,12 +182,18 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     out = Path(output)
     cfg = train or TrainConfig()
     hp = dict(hparams or {})
+    _check_ensemble(ensemble, members, decision, folds, cfg, cv)
+    fixed = cfg.select == "last" and cfg.patience is None
     if prep is None:
         from ecgnas.data import PrepConfig
 
         prep = PrepConfig()
+    fold_members = ensemble > 1 and members == "folds"
+    run_cv = bool(cv) or decision == "cv" or fold_members
+    ens = {"k": ensemble, "members": members, "decision": decision,
+           "folds": ensemble if fold_members else (folds if run_cv else None)}
     config = {"model": model, "hparams": hp, "split": split, "prep": prep_dict(prep), "prep_key": prep_key(prep),
-              "train": cfg.identity(),
+              "train": cfg.identity(), "ensemble": ens,
               "runtime": {k: v for k, v in cfg.to_dict().items() if k not in cfg.identity()},
               "data": None if data is None else str(data)}
     in_ch, window, n_rr = prep.input_shape()
@@ -143,31 +205,112 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
 
     beats, parts = load_data(data, prep, split, progress=progress)
     n_rr, window, in_ch = beats.n_rr, beats.window, beats.in_channels
-    seed_everything(cfg.seed)
-    net = build(model, window, n_rr, 5, hp, in_channels=in_ch)
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # an unfinished earlier attempt of this same run: start clean
         if (out / name).exists():
             (out / name).unlink()
     atomic_write_json(out / "config.json", config)
-    _say(progress, f"training {model} {hp or ''} on {len(parts['train'])} beats "
-                   f"(hold-out {len(parts['val'])}, test {len(parts['test'])}) -> {out}")
-    res = fit(net, beats, parts, cfg, progress=progress, log=out / "train_log.jsonl")
-    save_checkpoint(out / "checkpoint.pt", net, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
+
+    def new_model(seed: int):
+        seed_everything(seed)
+        return build(model, window, n_rr, 5, hp, in_channels=in_ch)
+
+    summary: dict = {"model": model, "hparams": hp, "window": window, "ensemble": ens}
+    offsets = None
+    cv_res = None
+    if not fixed:  # the early-stopped recipe: DS1 minus hold-out, best epoch on the hold-out
+        net = new_model(cfg.seed)
+        _say(progress, f"training {model} {hp or ''} on {len(parts['train'])} beats "
+                       f"(hold-out {len(parts['val'])}, test {len(parts['test'])}) -> {out}")
+        res = fit(net, beats, parts, cfg, progress=progress, log=out / "train_log.jsonl")
+        final, fits = net, [res]
+        va = parts["val"]
+        val_metrics = metrics_json(beats.y[va], predict(net, beats, va, cfg.eval_batch_size), beats.record[va])
+        atomic_write_json(out / "val_metrics.json", {"title": f"{model} DS1 hold-out", **val_metrics})
+        summary["val"] = headline(val_metrics)
+    else:
+        ds1 = np.sort(np.concatenate([parts["train"], parts["val"]]))
+        if run_cv:
+            fold_idx = _ds1_folds(beats, parts, ens["folds"], split, cfg.seed)
+            _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ({len(ds1)} beats)")
+            cv_res = cross_validate(lambda k: build(model, window, n_rr, 5, hp, in_channels=in_ch), beats, fold_idx,
+                                cfg, progress=progress,
+                                on_fold=lambda k, m, s: _say(progress, f"  fold {k + 1}/{len(fold_idx)} trained "
+                                                                       f"({s['train_seconds']:.0f} s)"))
+            y_oof = beats.y[cv_res["index"]]
+            keep = y_oof != 4  # Q: not trained, outside the headline metric
+            if decision == "cv":
+                offsets = fit_offsets(y_oof[keep], cv_res["proba"][keep])
+            rec = beats.record[cv_res["index"]]
+            cv_raw = metrics_json(y_oof, cv_res["proba"].argmax(1), rec)
+            cv_dec = cv_raw if offsets is None else metrics_json(y_oof, apply_offsets(cv_res["proba"], offsets).argmax(1),
+                                                                 rec)
+            atomic_write_json(out / "cv_metrics.json", {
+                "title": f"{model} DS1 out-of-fold ({len(fold_idx)} record folds)", **cv_dec,
+                "raw_argmax": headline(cv_raw), "offsets": None if offsets is None else offsets.tolist(),
+                "note": "offsets were fitted on these same out-of-fold predictions (in-sample for the offsets)"})
+            np.savez_compressed(out / "oof.npz", index=cv_res["index"], proba=cv_res["proba"], y=y_oof)
+            summary["cv"] = headline(cv_dec)
+            summary["cv_raw"] = headline(cv_raw)
+            summary["offsets"] = None if offsets is None else offsets.tolist()
+        if ensemble > 1 and members == "folds":
+            nets, fits = cv_res["members"], []
+        else:
+            nets, fits = [], []
+            k = ensemble if ensemble > 1 else 1
+            for i in range(k):
+                net = new_model(cfg.seed + i)
+                c = TrainConfig(**{**cfg.to_dict(), "seed": cfg.seed + i})
+                _say(progress, f"training {model} {hp or ''} on all {len(ds1)} DS1 beats (member {i + 1}/{k}, "
+                               f"fixed schedule of {cfg.epochs} epochs) -> {out}")
+                res = fit(net, beats, {"train": ds1, "val": np.zeros(0, np.int64)}, c, progress=progress,
+                          log=out / "train_log.jsonl")
+                nets.append(net)
+                fits.append(res)
+        final = nets[0] if (len(nets) == 1 and offsets is None) else EnsembleModel(nets, offsets).eval()
+    seconds = sum(r.train_seconds for r in fits) + (sum(s["train_seconds"] for s in cv_res["summaries"]) if cv_res else 0.0)
+    save_checkpoint(out / "checkpoint.pt", final, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
                     prep=prep, split=split, in_channels=in_ch,
-                    extra={"train": cfg.to_dict(), "best_epoch": res.best_epoch, "val_macro_f1": res.best_val_macro_f1})
-    va = parts["val"]
-    val_metrics = metrics_json(beats.y[va], predict(net, beats, va, cfg.eval_batch_size), beats.record[va])
-    atomic_write_json(out / "val_metrics.json", {"title": f"{model} DS1 hold-out", **val_metrics})
-    test_metrics = evaluate_indices(out, net, beats, parts["test"], f"{model} {split}-patient, DS2 ({out.name})",
-                                    cfg.eval_batch_size)
-    summary = {"model": model, "hparams": hp, "params": count_parameters(net), "window": window,
-               **{k: v for k, v in res.summary().items() if k != "history"},
-               "val": headline(val_metrics), "test": headline(test_metrics)}
+                    extra={"train": cfg.to_dict(), "ensemble": ens,
+                           **({"best_epoch": fits[0].best_epoch, "val_macro_f1": fits[0].best_val_macro_f1}
+                              if not fixed else {})})
+    title = f"{model}{f' x{ensemble}' if ensemble > 1 else ''} {split}-patient, DS2 ({out.name})"
+    test_metrics = evaluate_indices(out, final, beats, parts["test"], title, cfg.eval_batch_size)
+    te = parts["test"]
+    plain = nets[0] if (fixed and len(nets) == 1) else (EnsembleModel(nets) if fixed else None)
+    if offsets is not None:  # the same model without the offsets, for the ablation of the decision rule
+        summary["test_raw"] = headline(metrics_json(beats.y[te], predict(plain, beats, te, cfg.eval_batch_size),
+                                                    beats.record[te]))
+    elif cv_res is not None:  # what offsets fitted on the DS1 out-of-fold predictions would have given (not applied)
+        y_oof = beats.y[cv_res["index"]]
+        info = fit_offsets(y_oof[y_oof != 4], cv_res["proba"][y_oof != 4])
+        summary["offsets_not_applied"] = info.tolist()
+        summary["test_offsets"] = headline(metrics_json(
+            beats.y[te], predict(EnsembleModel([plain], info).eval(), beats, te, cfg.eval_batch_size),
+            beats.record[te]))
+    if cv_res is not None and not (ensemble > 1 and members == "folds"):
+        fold_ens = EnsembleModel(cv_res["members"], offsets).eval()
+        save_checkpoint(out / "cv_ensemble.pt", fold_ens, name=model, hparams=hp, window=window, n_rr=n_rr,
+                        n_classes=5, prep=prep, split=split, in_channels=in_ch,
+                        extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])}})
+        summary["cv_ensemble_test"] = headline(metrics_json(
+            beats.y[te], predict(fold_ens, beats, te, cfg.eval_batch_size), beats.record[te]))
+    first = fits[0] if fits else None
+    summary.update({"params": count_parameters(nets[0] if fixed else final),
+                    "members": len(nets) if fixed else 1,
+                    "train_seconds": seconds,
+                    "throughput": (first.throughput if first else cv_res["summaries"][0]["throughput"]),
+                    "epochs_run": (first.epochs_run if first else cv_res["summaries"][0]["epochs_run"]),
+                    "device": first.device if first else cv_res["summaries"][0]["device"],
+                    "n_train": int(first.n_train if first else len(ds1)),
+                    "test": headline(test_metrics)})
+    if first is not None and not fixed:
+        summary.update({"best_epoch": first.best_epoch, "best_val_macro_f1": first.best_val_macro_f1,
+                        "stopped_early": first.stopped_early})
     atomic_write_json(out / DONE_FILE, summary)
-    _say(progress, f"{out}: best epoch {res.best_epoch}/{res.epochs_run}, hold-out macro-F1 "
-                   f"{res.best_val_macro_f1:.2f}; DS2 macro-F1 {test_metrics['macro_f1']:.2f}, "
-                   f"accuracy {test_metrics['accuracy']:.2f}, {res.throughput:.0f} beats/s")
+    cv_txt = f"DS1 out-of-fold macro-F1 {summary['cv']['macro_f1']:.2f}; " if "cv" in summary else ""
+    _say(progress, f"{out}: {cv_txt}DS2 macro-F1 {test_metrics['macro_f1']:.2f}, accuracy "
+                   f"{test_metrics['accuracy']:.2f} ({seconds:.0f} s of training)")
     return summary
 
 
@@ -187,7 +330,16 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
     p.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
                    help=f"beats drawn per epoch (default {d.samples_per_epoch}; 0 = every training beat once)")
     p.add_argument("--patience", type=int, default=d.patience,
-                   help=f"early-stopping patience in epochs on the hold-out macro-F1 (default {d.patience})")
+                   help="early-stopping patience in epochs on the DS1 hold-out macro-F1 (default: none, a fixed "
+                        "schedule; setting it keeps the best hold-out epoch and turns off CV offsets/ensembles)")
+    p.add_argument("--augment", default=d.augment, metavar="NAMES",
+                   help=f"comma-separated beat augmentations from {', '.join(AUGMENTATIONS)}, or none "
+                        f"(default {d.augment})")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help=f"label smoothing (default {d.label_smoothing})")
+    p.add_argument("--loss", choices=LOSSES, default=d.loss, help=f"ce or focal (default {d.loss})")
+    p.add_argument("--ema", type=float, default=d.ema_decay, metavar="DECAY",
+                   help=f"keep an exponential moving average of the weights (default {d.ema_decay})")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -211,6 +363,18 @@ def register(subparsers) -> None:
                    help="beat window in seconds around the R peak (default 0.25,0.45)")
     p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="model hyper-parameter (repeat)")
     p.add_argument("--output", required=True, help="run folder")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="average the probabilities of K members (default 1: a single model)")
+    p.add_argument("--members", choices=MEMBER_KINDS, default="folds",
+                   help="ensemble members: the K fold models of a K-fold DS1 record cross-validation (default), "
+                        "or K seeds trained on all of DS1")
+    p.add_argument("--decision", choices=DECISIONS, default="none",
+                   help="none (default): plain argmax; cv: per-class decision offsets fitted on DS1 out-of-fold "
+                        "predictions (measured to lower the macro-F1 of held-out DS1 folds, see RESULTS.md)")
+    p.add_argument("--cv", action="store_true",
+                   help="also run the DS1 record cross-validation for its out-of-fold scores (cv_metrics.json) "
+                        "and the fold ensemble's figures; --ensemble K and --decision cv run it anyway")
+    p.add_argument("--folds", type=int, default=5, help="record folds of the DS1 cross-validation (default 5)")
     add_train_options(p)
     p.set_defaults(func=main)
 
@@ -230,14 +394,19 @@ def parse_window(text: str | None):
 
 def train_config_from_args(args, **fields) -> TrainConfig:
     spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
+    patience = None if not args.patience else args.patience
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, schedule=args.schedule, sampler=args.sampler,
-                       samples_per_epoch=spe, patience=args.patience, device=args.device,
-                       amp=not args.no_amp, num_threads=args.threads, **fields)
+                       samples_per_epoch=spe, patience=patience, device=args.device,
+                       amp=not args.no_amp, num_threads=args.threads, augment=args.augment,
+                       label_smoothing=args.label_smoothing, loss=args.loss, ema_decay=args.ema,
+                       select="last" if patience is None else "best", **fields)
 
 
 def main(args) -> int:
     cfg = train_config_from_args(args, lr=args.lr, weight_decay=args.weight_decay, class_weight=args.class_weight,
                                  seed=args.seed)
     train_run(args.output, args.model, hparams=parse_hparams(args.hparam), train=cfg, prep=parse_window(args.window),
-              split=args.split, data=args.data, progress=not args.quiet)
+              split=args.split, data=args.data, progress=not args.quiet, ensemble=args.ensemble,
+              members=args.members, decision=args.decision if cfg.select == "last" else "none", folds=args.folds,
+              cv=args.cv)
     return 0

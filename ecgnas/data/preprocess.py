@@ -24,8 +24,11 @@ Defaults and where they come from
   On the DS1 hold-out 180 Hz and 360 Hz score within noise of each other (macro-F1 57.1 ± 2.0 vs
   59.4 ± 4.0, ``benchmarks/ecg_recipe.py``, 3 seeds) and 180 Hz trains about 1.5 times faster;
   ``fs=360`` keeps the original rate.
-* **Beat normalisation** ``beat_norm="none"`` (default: filtered mV as is) or ``"zscore"`` (each
-  window minus its mean, divided by its standard deviation).
+* **Beat normalisation** ``beat_norm="none"`` (default: filtered mV as is), ``"zscore"`` (each
+  window minus its mean, divided by its standard deviation) or ``"record"`` (every window of a
+  record divided by the peak-to-peak amplitude of the record's median window, at least 0.05 mV: a
+  patient-level amplitude normalisation that keeps the differences between a patient's beats;
+  measured in ``benchmarks/ecg_recipe_cv.py``).
 * **Residual channel** ``residual="record"`` (default): every window gets a second channel, the
   window minus the median window of its record (the record's template beat, computed from the
   unlabelled windows only, so it is available for any recording). It shows how a beat differs
@@ -89,7 +92,7 @@ PADS = ("edge", "zero")
 RR_NORMS = ("record", "none")
 RR_SETS = ("ratios", "basic")
 RESIDUALS = ("record", "only", "none")
-BEAT_NORMS = ("none", "zscore")
+BEAT_NORMS = ("none", "zscore", "record")
 MISSING_LEAD = ("error", "skip")
 
 
@@ -237,9 +240,17 @@ def beat_windows(sig: np.ndarray, peaks: np.ndarray, before: int, after: int, pa
 
 
 def normalise_beats(x: np.ndarray, how: str) -> np.ndarray:
-    """``"none"``: unchanged; ``"zscore"``: per window ``(x - mean) / max(std, 1e-6)``."""
+    """``"none"``: unchanged; ``"zscore"``: per window ``(x - mean) / max(std, 1e-6)``; ``"record"``:
+    all windows (of one record) over the peak-to-peak amplitude of their median window (>= 0.05).
+
+    >>> normalise_beats(np.array([[0., 2.], [0., 4.], [0., 6.]]), "record").tolist()
+    [[0.0, 0.5], [0.0, 1.0], [0.0, 1.5]]
+    """
     if how == "none":
         return x
+    if how == "record":
+        ptp = float(np.ptp(np.median(x, axis=0))) if len(x) else 1.0
+        return (x / max(ptp, 0.05)).astype(np.float32)
     mu = x.mean(axis=1, keepdims=True)
     sd = np.maximum(x.std(axis=1, keepdims=True), 1e-6)
     return ((x - mu) / sd).astype(np.float32)
