@@ -94,7 +94,7 @@ def aggregate(entries: list[dict]) -> dict:
         for v in VIEWS:
             if all(r[v] for r in rows):
                 agg[v] = {name: stats(r[v][name] for r in rows) for name, _ in HEADLINE}
-        for name in ("train_seconds_all_models", "throughput_beats_per_s"):
+        for name in ("train_seconds_all_models", "single_model_seconds", "throughput_beats_per_s"):
             agg[name] = stats(r[name] for r in rows)
         out[spec] = agg
     return out
@@ -112,8 +112,11 @@ def _job(job: dict) -> dict:
     cfg = TrainConfig(**{"device": "cpu", "num_threads": 1, "seed": job["seed"], **over})
     s = train_run(job["run"], model, hparams=hp, train=cfg, prep=PrepConfig(), split="inter", data=job["data"],
                   progress=False, cv=True)
+    from nascore.io import read_jsonl
+
+    log = read_jsonl(Path(job["run"]) / "train_log.jsonl")  # the single model's epochs (fold models are not logged)
     return entry(s, spec=job["spec"], model=model, hparams=hp, train_overrides=over, seed=job["seed"],
-                 run=job["run"])
+                 run=job["run"], single_model_seconds=round(sum(r["seconds"] for r in log), 1))
 
 
 def main(argv=None) -> int:

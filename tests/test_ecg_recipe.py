@@ -252,6 +252,8 @@ def test_train_cli_single_and_ensemble_runs_and_evaluate_applies_offsets(tmp_pat
     assert summary["members"] == 1 and summary["offsets"] is None and len(summary["offsets_not_applied"]) == 5
     assert {"cv", "cv_ensemble_test", "test_offsets"} <= set(summary)
     assert load_checkpoint(run / "checkpoint.pt")["offsets"] == []  # the default decision: plain argmax
+    log = (run / "train_log.jsonl").read_text()
+    assert "NaN" not in log and json.loads(log.splitlines()[0])["val_macro_f1"] is None  # no hold-out, no score
     for name in ("checkpoint.pt", "cv_metrics.json", "oof.npz", "cv_ensemble.pt", "metrics.json"):
         assert (run / name).is_file(), name
     oof = np.load(run / "oof.npz")
