@@ -47,6 +47,7 @@ SPECS: dict[str, tuple[str, dict, dict]] = {
     "acharya+rr": ("acharya", {"use_rr": True}, {}),
     "acharya (published, no RR)": ("acharya", {}, {}),
     "ecg-cell (default network)": ("ecg-cell", {}, {}),
+    "ecg-cell + linear RR path (rr_skip)": ("ecg-cell", {"rr_skip": True}, {}),
     "kachuee+rr": ("kachuee", {"use_rr": True}, {}),
     "kachuee (published, no RR)": ("kachuee", {}, {}),
     "resnet": ("resnet", {}, {}),

@@ -62,6 +62,8 @@ VARIANTS: dict[str, tuple[str, dict, dict, bool]] = {
     "cell: new + augment + RR jitter": (CELL, {}, {**NEW, "augment": AUG + ",rr"}, True),
     "cell: new + augment + lr 5e-3": (CELL, {}, {**NEW, "augment": AUG, "lr": 5e-3}, True),
 }
+VARIANTS["cell: new + augment + label smoothing 0.1 + linear RR path (rr_skip)"] = (
+    CELL, {"rr_skip": True}, {**NEW, "augment": AUG, "label_smoothing": 0.1}, True)
 #: variants on other prepared inputs: variant -> PrepConfig overrides (the rest as in VARIANTS)
 PREP_VARIANTS: dict[str, dict] = {}
 for _name, _prep in (("record amplitude normalisation", {"beat_norm": "record"}),

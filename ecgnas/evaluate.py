@@ -96,19 +96,25 @@ def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Ma
     """:func:`ecgnas.models.build_model`, with unknown names / hyper-parameters as one-line UserErrors.
 
     ``rr_norm`` (default): wrap the model in :class:`ecgnas.models.rrnorm.RRNormed`, which
-    standardises the RR features with the training beats' statistics (checkpoints say whether).
+    standardises the RR features with the training beats' statistics (checkpoints say whether);
+    the hyper-parameter ``rr_skip=True`` (any model) adds its linear RR-to-logits path.
     """
     from ecgnas.models import MODELS, build_model
     from ecgnas.models.rrnorm import RRNormed
 
     if name not in MODELS:
         raise UserError(f"model: unknown name {name!r} (choose from: {', '.join(sorted(MODELS))})")
+    hp = dict(hparams or {})
+    rr_skip = hp.pop("rr_skip", False)  # a hyper-parameter of every model: see RRNormed
+    if not isinstance(rr_skip, bool):
+        raise UserError(f"model {name!r}: hyperparameter rr_skip={rr_skip!r} must be true or false")
+    if rr_skip and not rr_norm:
+        raise UserError(f"model {name!r}: rr_skip needs the RR standardisation (rr_norm)")
     try:
-        net = build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels,
-                          **dict(hparams or {}))
+        net = build_model(name, window=window, n_rr=n_rr, n_classes=n_classes, in_channels=in_channels, **hp)
     except TypeError as e:
         raise UserError(f"model {name!r}: bad hyper-parameters {dict(hparams or {})}: {e}") from None
-    return RRNormed(net, n_rr) if rr_norm else net
+    return RRNormed(net, n_rr, n_classes, skip=rr_skip) if rr_norm else net
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],

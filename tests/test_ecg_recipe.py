@@ -273,3 +273,24 @@ def test_train_cli_single_and_ensemble_runs_and_evaluate_applies_offsets(tmp_pat
     assert cli(ARGS + ["--ensemble", "0", "--output", str(tmp_path / "bad")]) == 2
     assert cli(ARGS + ["--ensemble", "2", "--patience", "3", "--output", str(tmp_path / "bad2")]) == 2
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+def test_rr_skip_starts_as_the_plain_model_and_survives_a_checkpoint(tmp_path):
+    from ecgnas.data import PrepConfig
+
+    beats = make_beats()
+    torch.manual_seed(0)
+    plain = build("resnet", beats.window, beats.n_rr, 5, {"depth": 1, "width": 4}).eval()
+    torch.manual_seed(0)
+    skip = build("resnet", beats.window, beats.n_rr, 5, {"depth": 1, "width": 4, "rr_skip": True}).eval()
+    idx = np.arange(20)
+    assert np.allclose(predict_proba(plain, beats, idx), predict_proba(skip, beats, idx), atol=1e-6)  # W = 0
+    fit(skip, beats, {"train": np.arange(len(beats.y)), "val": np.zeros(0, np.int64)},
+        TrainConfig(epochs=2, **FAST, **FIXED), progress=False)
+    assert skip.rr_skip.weight.abs().sum() > 0  # the path learns
+    save_checkpoint(tmp_path / "c.pt", skip, name="resnet", hparams={"depth": 1, "width": 4, "rr_skip": True},
+                    window=beats.window, n_rr=beats.n_rr, n_classes=5, prep=PrepConfig(), split="inter")
+    back = model_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
+    assert np.allclose(predict_proba(back, beats, idx), predict_proba(skip.eval(), beats, idx), atol=1e-6)
+    with pytest.raises(UserError, match="rr_skip"):
+        build("resnet", beats.window, beats.n_rr, 5, {"rr_skip": 1})

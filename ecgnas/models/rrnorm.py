@@ -27,14 +27,27 @@ from torch import nn
 
 
 class RRNormed(nn.Module):
-    """``net(x, norm(rr))``; attributes of ``net`` stay reachable as ``wrapper.net``."""
+    """``net(x, norm(rr))``; attributes of ``net`` stay reachable as ``wrapper.net``.
 
-    def __init__(self, net: nn.Module, n_rr: int):
+    ``skip=True`` adds a linear path from the standardised RR features straight to the logits,
+    ``net(x, r) + W r`` with ``W`` [n_classes, n_rr] initialised to zero (the model starts as
+    without it): rhythm evidence then also enters additively, as in a linear classifier, instead
+    of only through the network's saturating layers (the ``hparam`` ``rr_skip``).
+    """
+
+    def __init__(self, net: nn.Module, n_rr: int, n_classes: int = 5, skip: bool = False):
         super().__init__()
         self.net = net
         self.rr_norm = nn.BatchNorm1d(int(n_rr), affine=False, momentum=None)
+        self.rr_skip = None
+        if skip:
+            self.rr_skip = nn.Linear(int(n_rr), int(n_classes), bias=False)
+            nn.init.zeros_(self.rr_skip.weight)
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         if rr is not None:
             rr = self.rr_norm(rr.float()).to(x.dtype)
-        return self.net(x, rr)
+        out = self.net(x, rr)
+        if self.rr_skip is not None and rr is not None:
+            out = out + self.rr_skip(rr)
+        return out
