@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                          "(as `ecgnas search --selection`)")
     rs.add_argument("--epochs", type=int, default=d.epochs, help=f"final model: max epochs (default {d.epochs})")
     rs.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
-                    help=f"final model: beats per epoch (default {d.samples_per_epoch}; 0 = all)")
+                    help="final model: beats per epoch (default: every training beat once; 0 = the same)")
     rs.add_argument("--patience", type=int, default=d.patience,
                     help="final model: early-stopping patience on the DS1 hold-out (default: none, the fixed "
                          "schedule)")

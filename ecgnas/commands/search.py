@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     g = p.add_argument_group("final model (full schedule)")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs (default {d.epochs})")
     g.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
-                   help=f"beats per epoch (default {d.samples_per_epoch}; 0 = every training beat)")
+                   help="beats per epoch (default: every training beat once; 0 = the same)")
     g.add_argument("--patience", type=int, default=d.patience,
                    help="early-stopping patience on the DS1 hold-out (default: none, the fixed schedule)")
     g.add_argument("--ensemble", type=int, default=1, metavar="K",

@@ -327,8 +327,9 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help=f"LR schedule (default {d.schedule})")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"batch sampler (default {d.sampler})")
+    spe = "every training beat once" if d.samples_per_epoch is None else d.samples_per_epoch
     p.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
-                   help=f"beats drawn per epoch (default {d.samples_per_epoch}; 0 = every training beat once)")
+                   help=f"beats drawn per epoch (default: {spe}; 0 = every training beat once)")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="early-stopping patience in epochs on the DS1 hold-out macro-F1 (default: none, a fixed "
                         "schedule; setting it keeps the best hold-out epoch and turns off CV offsets/ensembles)")
@@ -350,7 +351,11 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one model (DS1, early stop on the DS1 hold-out), evaluate on DS2",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="kachuee, acharya, resnet, or ecg-cell (with --hparam arch=...)")
+    from ecgnas.models import MODELS
+
+    p.add_argument("--model", required=True,
+                   help=f"one of {', '.join(sorted(MODELS))} (ecg-cell with --hparam arch=..., darts1d with "
+                        "--hparam genotype=...)")
     d = TrainConfig()
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
