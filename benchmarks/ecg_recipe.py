@@ -48,7 +48,7 @@ def _job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from ecgnas.commands.train import train_run
+    from ecgnas.run import train_run
     from ecgnas.data import PrepConfig
     from ecgnas.train import TrainConfig
 

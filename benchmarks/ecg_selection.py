@@ -47,7 +47,7 @@ def points(work: Path, data) -> list[dict]:
         out.append({"group": f"hand-designed {e['model']}", "seed": e["seed"], "model": e["model"],
                     "ds2_macro_f1": e["test"]["macro_f1"], "final_val_macro_f1": e["val_macro_f1"]})
     for seed in (0, 1, 2):  # the linear model is not in the committed tables: train it with the same recipe
-        from ecgnas.commands.train import train_run
+        from ecgnas.run import train_run
         from ecgnas.train import TrainConfig
 
         s = train_run(str(work / f"linear-final-s{seed}"), "linear", train=TrainConfig(num_threads=1, seed=seed),

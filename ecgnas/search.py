@@ -342,7 +342,7 @@ def _supernet_search(out: Path, config: dict, fidelity, prep, data, split, seed,
 
 def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress,
              ensemble: int = 1) -> dict:
-    from ecgnas.commands.train import train_run
+    from ecgnas.run import train_run
     from ecgnas.evaluate import make_prep
 
     cfg = dataclasses.replace(final, **dict(cand.get("train", {})))

@@ -1,0 +1,288 @@
+"""Train one model into a run folder and evaluate it (the library behind ``ecgnas train``).
+
+The run folder ends up holding::
+
+    config.json         what was run (model, hparams, split, prep config, train config, ensemble)
+    train_log.jsonl     one line per epoch of the final model(s) (train loss, hold-out macro-F1, lr)
+    checkpoint.pt       model name + hparams + members' weights + offsets + prep config and its key
+    cv_metrics.json, oof.npz, cv_ensemble.pt   with a DS1 record cross-validation (``cv``, ensembles)
+    val_metrics.json    the DS1 hold-out metrics (early-stopped recipe only)
+    metrics.json, per_record.csv, confusion.png, predictions.csv   the DS2 evaluation
+    train_summary.json  training summary (time, throughput, params, DS1 / DS2 headlines); written last
+
+A folder holding a run of a *different* configuration is refused (UserError, nothing touched).
+The same configuration again: a finished run is reported and left as it is; an unfinished one
+(no ``train_summary.json``) is trained again from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from nascore.errors import UserError
+from nascore.io import atomic_write_json, read_json
+
+from ecgnas.train import TrainConfig
+
+RUN_FILES = ("config.json", "train_log.jsonl", "checkpoint.pt", "val_metrics.json", "cv_metrics.json", "oof.npz",
+             "cv_ensemble.pt", "metrics.json", "per_record.csv", "confusion.png", "predictions.csv",
+             "train_summary.json")
+DONE_FILE = "train_summary.json"
+
+
+def run_identity(config: Mapping[str, Any]) -> dict:
+    """The part of a config.json that defines the experiment (runtime and paths left out)."""
+    return {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train", "ensemble")}
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+def check_output(out: Path, config: Mapping[str, Any]) -> bool:
+    """Refuse a folder of another run; True when the same run already finished there.
+
+    Raises :class:`UserError` if ``out`` is a file, holds a config.json of a different
+    configuration, or is a non-empty folder that is not a run folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output {out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"--output {out}: folder is not empty and holds no config.json (not an ecgnas run folder); "
+                        "choose another --output")
+    try:
+        old = read_json(cfg_path)
+    except (json.JSONDecodeError, OSError) as e:
+        raise UserError(f"{cfg_path}: unreadable ({e}); choose another --output") from None
+    diffs = _diff(run_identity(old), run_identity(config))
+    if diffs:
+        shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+        raise UserError(f"--output {out}: holds a run of a different configuration ({shown}); "
+                        "choose another --output")
+    return (out / DONE_FILE).is_file()
+
+
+MEMBER_KINDS = ("folds", "seeds")
+DECISIONS = ("cv", "none")
+
+
+def _check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: TrainConfig,
+                    cv: bool = False) -> None:
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= 20:
+        raise UserError(f"--ensemble: need an integer 1..20, got {ensemble!r}")
+    if members not in MEMBER_KINDS:
+        raise UserError(f"--members: {members!r} is not one of {', '.join(MEMBER_KINDS)}")
+    if decision not in DECISIONS:
+        raise UserError(f"--decision: {decision!r} is not one of {', '.join(DECISIONS)}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 22:
+        raise UserError(f"--folds: need an integer 2..22 (DS1 has 22 records), got {folds!r}")
+    fixed = cfg.select == "last" and cfg.patience is None
+    if not fixed and (decision == "cv" or ensemble > 1 or cv):
+        raise UserError("decision offsets and ensembles need the fixed schedule (select='last', no --patience): "
+                        "early stopping on the hold-out cannot be combined with record-fold cross-validation")
+
+
+def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int) -> list:
+    """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split."""
+    import numpy as np
+
+    from ecgnas.data import record_folds
+
+    if split == "inter":
+        return record_folds(beats, k)
+    pool = np.concatenate([parts["train"], parts["val"]])
+    return [np.sort(f) for f in np.array_split(np.random.default_rng(seed).permutation(pool), k)]
+
+
+def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, Any] | None = None,
+              train: TrainConfig | None = None, prep=None, split: str = "inter", data=None,
+              progress: bool = True, ensemble: int = 1, members: str = "folds", decision: str = "none",
+              folds: int = 5, cv: bool = False) -> dict:
+    """Train ``model`` into the run folder ``output`` and evaluate it; returns train_summary.json's dict.
+
+    The recipe (``train``, default :class:`TrainConfig`: a fixed schedule, no early stopping)
+    trains on all of DS1. ``cv=True`` first runs ``folds``-fold grouped record cross-validation
+    over DS1 (:func:`ecgnas.ensemble.cross_validate`); ``cv_metrics.json`` then holds the
+    out-of-fold scores, the DS1-only estimate of how the recipe transfers to new patients.
+    ``decision="cv"`` also fits per-class decision offsets on those out-of-fold probabilities
+    (:func:`ecgnas.decision.fit_offsets`) and stores them with the model; the default ``"none"``
+    keeps the plain argmax, because offsets fitted on some DS1 folds lowered the macro-F1 of the
+    other folds (nested DS1 cross-validation, ``benchmarks/RESULTS.md``). ``ensemble=K`` averages
+    K members' probabilities: ``members="folds"`` (the K fold models of a K-fold cross-validation,
+    no extra training) or ``"seeds"`` (K models on all of DS1, seeds ``seed .. seed+K-1``). A
+    single-model run that did cross-validation also reports its fold models as an ensemble
+    (``cv_ensemble_test`` in the summary, weights in ``cv_ensemble.pt``) and, when no offsets are
+    applied, what the out-of-fold offsets would have given (``test_offsets``), at no extra
+    training.
+
+    DS2 is read only to write the final evaluation. ``prep``: a :class:`ecgnas.data.PrepConfig`
+    (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``. A ``train``
+    config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
+    Refuses (UserError, nothing written) a folder holding a run of another configuration;
+    returns the stored summary if this run already finished.
+
+    >>> # s = train_run("runs/resnet-s0", "resnet", ensemble=5)
+    >>> # s["test"]["macro_f1"], s["cv"]["macro_f1"]
+    """
+    import numpy as np
+
+    from ecgnas.decision import apply_offsets, fit_offsets
+    from ecgnas.ensemble import EnsembleModel, cross_validate
+    from ecgnas.evaluate import (build, evaluate_indices, headline, load_data, prep_dict, prep_key,
+                                 save_checkpoint)
+    from ecgnas.metrics import metrics_json
+    from ecgnas.models import count_parameters
+    from ecgnas.train import fit, predict, seed_everything
+
+    out = Path(output)
+    cfg = train or TrainConfig()
+    hp = dict(hparams or {})
+    _check_ensemble(ensemble, members, decision, folds, cfg, cv)
+    fixed = cfg.select == "last" and cfg.patience is None
+    if prep is None:
+        from ecgnas.data import PrepConfig
+
+        prep = PrepConfig()
+    fold_members = ensemble > 1 and members == "folds"
+    run_cv = bool(cv) or decision == "cv" or fold_members
+    ens = {"k": ensemble, "members": members, "decision": decision,
+           "folds": ensemble if fold_members else (folds if run_cv else None)}
+    config = {"model": model, "hparams": hp, "split": split, "prep": prep_dict(prep), "prep_key": prep_key(prep),
+              "train": cfg.identity(), "ensemble": ens,
+              "runtime": {k: v for k, v in cfg.to_dict().items() if k not in cfg.identity()},
+              "data": None if data is None else str(data)}
+    in_ch, window, n_rr = prep.input_shape()
+    build(model, window, n_rr, 5, hp, in_channels=in_ch)  # bad name / hparams fail here, before anything is written
+    if check_output(out, config):
+        summary = read_json(out / DONE_FILE)
+        _say(progress, f"{out}: this run already finished (DS2 macro-F1 {summary['test']['macro_f1']:.2f}); kept as is")
+        return summary
+
+    beats, parts = load_data(data, prep, split, progress=progress)
+    n_rr, window, in_ch = beats.n_rr, beats.window, beats.in_channels
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:  # an unfinished earlier attempt of this same run: start clean
+        if (out / name).exists():
+            (out / name).unlink()
+    atomic_write_json(out / "config.json", config)
+
+    def new_model(seed: int):
+        seed_everything(seed)
+        return build(model, window, n_rr, 5, hp, in_channels=in_ch)
+
+    summary: dict = {"model": model, "hparams": hp, "window": window, "ensemble": ens}
+    offsets = None
+    cv_res = None
+    if not fixed:  # the early-stopped recipe: DS1 minus hold-out, best epoch on the hold-out
+        net = new_model(cfg.seed)
+        _say(progress, f"training {model} {hp or ''} on {len(parts['train'])} beats "
+                       f"(hold-out {len(parts['val'])}, test {len(parts['test'])}) -> {out}")
+        res = fit(net, beats, parts, cfg, progress=progress, log=out / "train_log.jsonl")
+        final, fits = net, [res]
+        va = parts["val"]
+        val_metrics = metrics_json(beats.y[va], predict(net, beats, va, cfg.eval_batch_size), beats.record[va])
+        atomic_write_json(out / "val_metrics.json", {"title": f"{model} DS1 hold-out", **val_metrics})
+        summary["val"] = headline(val_metrics)
+    else:
+        ds1 = np.sort(np.concatenate([parts["train"], parts["val"]]))
+        if run_cv:
+            fold_idx = _ds1_folds(beats, parts, ens["folds"], split, cfg.seed)
+            _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ({len(ds1)} beats)")
+            cv_res = cross_validate(lambda k: build(model, window, n_rr, 5, hp, in_channels=in_ch), beats, fold_idx,
+                                cfg, progress=progress,
+                                on_fold=lambda k, m, s: _say(progress, f"  fold {k + 1}/{len(fold_idx)} trained "
+                                                                       f"({s['train_seconds']:.0f} s)"))
+            y_oof = beats.y[cv_res["index"]]
+            keep = y_oof != 4  # Q: not trained, outside the headline metric
+            if decision == "cv":
+                offsets = fit_offsets(y_oof[keep], cv_res["proba"][keep])
+            rec = beats.record[cv_res["index"]]
+            cv_raw = metrics_json(y_oof, cv_res["proba"].argmax(1), rec)
+            cv_dec = cv_raw if offsets is None else metrics_json(y_oof, apply_offsets(cv_res["proba"], offsets).argmax(1),
+                                                                 rec)
+            atomic_write_json(out / "cv_metrics.json", {
+                "title": f"{model} DS1 out-of-fold ({len(fold_idx)} record folds)", **cv_dec,
+                "raw_argmax": headline(cv_raw), "offsets": None if offsets is None else offsets.tolist(),
+                "note": "offsets were fitted on these same out-of-fold predictions (in-sample for the offsets)"})
+            np.savez_compressed(out / "oof.npz", index=cv_res["index"], proba=cv_res["proba"], y=y_oof)
+            summary["cv"] = headline(cv_dec)
+            summary["cv_raw"] = headline(cv_raw)
+            summary["offsets"] = None if offsets is None else offsets.tolist()
+        if ensemble > 1 and members == "folds":
+            nets, fits = cv_res["members"], []
+        else:
+            nets, fits = [], []
+            k = ensemble if ensemble > 1 else 1
+            for i in range(k):
+                net = new_model(cfg.seed + i)
+                c = TrainConfig(**{**cfg.to_dict(), "seed": cfg.seed + i})
+                _say(progress, f"training {model} {hp or ''} on all {len(ds1)} DS1 beats (member {i + 1}/{k}, "
+                               f"fixed schedule of {cfg.epochs} epochs) -> {out}")
+                res = fit(net, beats, {"train": ds1, "val": np.zeros(0, np.int64)}, c, progress=progress,
+                          log=out / "train_log.jsonl")
+                nets.append(net)
+                fits.append(res)
+        final = nets[0] if (len(nets) == 1 and offsets is None) else EnsembleModel(nets, offsets).eval()
+    seconds = sum(r.train_seconds for r in fits) + (sum(s["train_seconds"] for s in cv_res["summaries"]) if cv_res else 0.0)
+    save_checkpoint(out / "checkpoint.pt", final, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
+                    prep=prep, split=split, in_channels=in_ch,
+                    extra={"train": cfg.to_dict(), "ensemble": ens,
+                           **({"best_epoch": fits[0].best_epoch, "val_macro_f1": fits[0].best_val_macro_f1}
+                              if not fixed else {})})
+    title = f"{model}{f' x{ensemble}' if ensemble > 1 else ''} {split}-patient, DS2 ({out.name})"
+    test_metrics = evaluate_indices(out, final, beats, parts["test"], title, cfg.eval_batch_size)
+    te = parts["test"]
+    plain = nets[0] if (fixed and len(nets) == 1) else (EnsembleModel(nets) if fixed else None)
+    if offsets is not None:  # the same model without the offsets, for the ablation of the decision rule
+        summary["test_raw"] = headline(metrics_json(beats.y[te], predict(plain, beats, te, cfg.eval_batch_size),
+                                                    beats.record[te]))
+    elif cv_res is not None:  # what offsets fitted on the DS1 out-of-fold predictions would have given (not applied)
+        y_oof = beats.y[cv_res["index"]]
+        info = fit_offsets(y_oof[y_oof != 4], cv_res["proba"][y_oof != 4])
+        summary["offsets_not_applied"] = info.tolist()
+        summary["test_offsets"] = headline(metrics_json(
+            beats.y[te], predict(EnsembleModel([plain], info).eval(), beats, te, cfg.eval_batch_size),
+            beats.record[te]))
+    if cv_res is not None and not (ensemble > 1 and members == "folds"):
+        fold_ens = EnsembleModel(cv_res["members"], offsets).eval()
+        save_checkpoint(out / "cv_ensemble.pt", fold_ens, name=model, hparams=hp, window=window, n_rr=n_rr,
+                        n_classes=5, prep=prep, split=split, in_channels=in_ch,
+                        extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])}})
+        summary["cv_ensemble_test"] = headline(metrics_json(
+            beats.y[te], predict(fold_ens, beats, te, cfg.eval_batch_size), beats.record[te]))
+    first = fits[0] if fits else None
+    summary.update({"params": count_parameters(nets[0] if fixed else final),
+                    "members": len(nets) if fixed else 1,
+                    "train_seconds": seconds,
+                    "throughput": (first.throughput if first else cv_res["summaries"][0]["throughput"]),
+                    "epochs_run": (first.epochs_run if first else cv_res["summaries"][0]["epochs_run"]),
+                    "device": first.device if first else cv_res["summaries"][0]["device"],
+                    "n_train": int(first.n_train if first else len(ds1)),
+                    "test": headline(test_metrics)})
+    if first is not None and not fixed:
+        summary.update({"best_epoch": first.best_epoch, "best_val_macro_f1": first.best_val_macro_f1,
+                        "stopped_early": first.stopped_early})
+    atomic_write_json(out / DONE_FILE, summary)
+    cv_txt = f"DS1 out-of-fold macro-F1 {summary['cv']['macro_f1']:.2f}; " if "cv" in summary else ""
+    _say(progress, f"{out}: {cv_txt}DS2 macro-F1 {test_metrics['macro_f1']:.2f}, accuracy "
+                   f"{test_metrics['accuracy']:.2f} ({seconds:.0f} s of training)")
+    return summary
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
