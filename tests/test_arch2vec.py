@@ -536,3 +536,21 @@ def test_cli_pretrain(tmp_path, capsys):
     GINEncoder(len(get_space("nb201").node_labels), hidden=16, layers=3).load_state_dict(
         torch.load(tmp_path / "m" / "gin_encoder.pt", weights_only=True), strict=True)
     assert nascore_main(["arch2vec", "pretrain", "--threads", "0", "--output", str(tmp_path / "x")]) == 2
+
+
+class _Payload:
+    """Unpickling this would create a marker file (a stand-in for arbitrary code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_model_runs_no_code_from_a_crafted_file(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"format": "x", "payload": _Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(UserError, match="not a readable arch2vec checkpoint"):
+        load_model(tmp_path / "evil.pt")
+    assert not marker.exists()

@@ -201,7 +201,7 @@ def load_model(path) -> tuple[VGAE, dict]:
     if not path.exists():
         raise UserError(f"arch2vec model {path} not found (create it with `nascore arch2vec pretrain`)")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"{path}: not a readable arch2vec checkpoint ({type(e).__name__})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:

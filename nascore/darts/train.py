@@ -555,7 +555,7 @@ def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progres
     start = 0
     if ckpt_path.exists():
         try:
-            st = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             net.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
         except Exception as e:  # noqa: BLE001
