@@ -101,8 +101,3 @@ def mean_proba(models: Sequence[nn.Module], beats, idx, batch_size: int = 512) -
     from ecgnas.train import predict_proba
 
     return np.mean([predict_proba(m, beats, idx, batch_size) for m in models], axis=0)
-
-
-def state_dicts(models: Sequence[nn.Module]) -> list[Mapping[str, torch.Tensor]]:
-    """CPU copies of each model's weights (what a checkpoint stores per member)."""
-    return [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models]
