@@ -72,6 +72,9 @@ for _name, _prep in (("record amplitude normalisation", {"beat_norm": "record"})
         _v = f"{_base} + {_name}"
         VARIANTS[_v] = VARIANTS[_base]
         PREP_VARIANTS[_v] = _prep
+_v = "cell: new + augment + label smoothing 0.1 + template of non-premature beats"
+VARIANTS[_v] = VARIANTS["cell: new + augment + label smoothing 0.1"]
+PREP_VARIANTS[_v] = {"template": "regular"}
 
 
 def slug(variant: str) -> str:

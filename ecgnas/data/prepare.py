@@ -45,7 +45,7 @@ def register(sub) -> None:
                    help="first fetch the database from PhysioNet with wfdb.dl_database into --data (or ~/.cache/nascore/mitdb)")
     p.add_argument("--output", required=True, help="folder for summary.json")
     p.add_argument("--cache", default=None, help="beat cache folder (default ~/.cache/nascore/ecgnas-beats)")
-    from .preprocess import BEAT_NORMS, FILTERS, RESIDUALS, RR_NORMS, RR_SETS, PrepConfig
+    from .preprocess import BEAT_NORMS, FILTERS, RESIDUALS, RR_NORMS, RR_SETS, TEMPLATES, PrepConfig
 
     d = PrepConfig()  # one source of defaults: the dataclass
     p.add_argument("--lead", default=d.lead, help="signal name of the lead to use")
@@ -59,6 +59,8 @@ def register(sub) -> None:
     p.add_argument("--beat-norm", default=d.beat_norm, choices=BEAT_NORMS, help="per-window normalisation")
     p.add_argument("--residual", default=d.residual, choices=RESIDUALS,
                    help="add a second channel: the window minus its record's median window")
+    p.add_argument("--template", default=d.template, choices=TEMPLATES,
+                   help="median window over all beats, or over the non-premature beats only (regular)")
     p.add_argument("--local-rr", type=int, default=d.local_rr_beats, help="beats in the local RR average")
     p.add_argument("--rr-norm", default=d.rr_norm, choices=RR_NORMS,
                    help="divide pre/post/local RR by the record's mean RR, or keep seconds")
@@ -80,7 +82,7 @@ def config_from_args(args):
     return PrepConfig(lead=args.lead, fs=args.fs, before_s=before, after_s=after, filter=args.filter,
                       lowpass_hz=args.lowpass if args.lowpass and args.lowpass > 0 else None,
                       bandpass_hz=_pair(args.band, "--band"), beat_norm=args.beat_norm, local_rr_beats=args.local_rr,
-                      rr_norm=args.rr_norm, rr_set=args.rr_set, residual=args.residual,
+                      rr_norm=args.rr_norm, rr_set=args.rr_set, residual=args.residual, template=args.template,
                       missing_lead=args.missing_lead, records=_names(args.records))
 
 
