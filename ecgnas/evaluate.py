@@ -146,17 +146,16 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: st
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint written by :func:`save_checkpoint`.
 
-    A missing file, a file torch cannot read, or a dict that is not ours raises a one-line
-    :class:`UserError` naming the file.
+    Read with ``torch.load(weights_only=True)`` (:func:`nascore.safeload.torch_load`): a file that
+    needs more than tensors and plain data is refused, nothing in it is run. A missing file, a file
+    torch cannot read or refuses, or a dict that is not ours raises a one-line :class:`UserError`
+    naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found (is this an 'ecgnas train' run folder?)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable torch checkpoint ({first[:120]})") from None
+    from nascore.safeload import torch_load
+    ckpt = torch_load(path, "torch checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an ecgnas checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
     if ckpt.get("version") not in READABLE_VERSIONS:

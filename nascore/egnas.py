@@ -72,7 +72,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-import copy
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -238,21 +237,30 @@ class EvolutionStrategy:
 
     # --- checkpoint ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        # the CMA object's attributes verbatim (its own pickling re-symmetrises C, which changes
-        # the last bits and would break bitwise resume); the RNG is reseeded per generation anyway
-        cma = None if self.cma is None else copy.deepcopy({k: v for k, v in vars(self.cma).items() if k != "_rng"})
-        return {"direction": self.direction, "cma": cma}
+        """The ES state as tensors and plain values (readable with ``torch.load(weights_only=True)``):
+        ``{"direction": float64 tensor or None, "cma": None or the CMA object's attributes}``.
+
+        The CMA attributes are stored verbatim (its own pickling re-symmetrises C, which changes
+        the last bits and would break bitwise resume), numpy arrays as tensors and numpy scalars as
+        ``[dtype, value]`` (:func:`nascore.safeload.numpy_state_to_torch`); its RNG is left out, it
+        is reseeded per generation anyway.
+        """
+        from nascore.safeload import numpy_state_to_torch
+        cma = None if self.cma is None else numpy_state_to_torch({k: v for k, v in vars(self.cma).items() if k != "_rng"})
+        direction = None if self.direction is None else torch.from_numpy(np.array(self.direction, np.float64))
+        return {"direction": direction, "cma": cma}
 
     def load_state_dict(self, state: dict) -> None:
-        self.direction = state.get("direction")
+        """Restore :meth:`state_dict` output (numpy arrays and scalars rebuilt with their dtypes)."""
+        from nascore.safeload import numpy_state_from_torch
+        d = state.get("direction")
+        self.direction = None if d is None else np.array(d.numpy() if isinstance(d, torch.Tensor) else d, np.float64)
         self.cma = None
         if state.get("cma") is not None:
             from cmaes import CMA
             self.cma = CMA.__new__(CMA)
-            vars(self.cma).update(copy.deepcopy(state["cma"]))
+            vars(self.cma).update(numpy_state_from_torch(state["cma"]))
             self.cma._rng = np.random.RandomState(0)
-
-
 
 
 def egnas_search(*, output, space: str = "nb201", data=None, epochs: int = 50, warmup: int = 15, subset=None,

@@ -3,6 +3,9 @@
 Every problem caused by what a user typed or supplied (a name, a file, a value) raises
 :class:`UserError` with a one-line message that names the offending value. The command-line
 entry points print that line and exit with status 2; nothing is written or overwritten.
+Operating-system errors (a read-only or full disk, an ``--output`` that is a file) are not
+``UserError``: the entry points print them in one line too and exit with status 3
+(:mod:`nascore.oserror`).
 """
 
 

@@ -11,7 +11,10 @@
   ``scipy.signal.resample_poly`` when the header gives another rate (annotation samples are
   rescaled and a note says so), plus the reference annotations. NaN samples (wfdb's "invalid
   sample" value) are an error naming the record, lead and first bad sample: filtering would spread
-  a NaN over the whole record, so neither silent use nor a quiet drop is safe.
+  a NaN over the whole record, so neither silent use nor a quiet drop is safe. A structurally
+  broken record -- a truncated signal file, a header claiming more samples than the file holds
+  (:func:`check_signal_files`), a damaged header or annotation file -- is one :class:`UserError`
+  line naming the record and what is wrong, also when no ``SHA256SUMS`` file would have caught it.
 
 >>> from fractions import Fraction
 >>> resample_ratio(250, 360)
@@ -226,11 +229,65 @@ class RecordData:
             self.ann_sample_file = self.ann_sample
 
 
+#: bytes per sample of the WFDB signal formats (212: two 12-bit samples in 3 bytes; 310/311: three
+#: 10-bit samples in 4 bytes). Compressed formats (508, 516, 524) are not listed: their size says nothing.
+FORMAT_BYTES = {"8": Fraction(1), "16": Fraction(2), "24": Fraction(3), "32": Fraction(4), "61": Fraction(2),
+                "80": Fraction(1), "160": Fraction(2), "212": Fraction(3, 2), "310": Fraction(4, 3),
+                "311": Fraction(4, 3)}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:160]}" if text else type(e).__name__
+
+
+def signal_file_samples(size: int, fmt: str, signals_per_frame: int, byte_offset: int = 0) -> int | None:
+    """Complete samples per signal in a signal file of ``size`` bytes holding ``signals_per_frame``
+    interleaved samples per frame in WFDB format ``fmt``; None for a format whose size is not
+    fixed (compressed).
+
+    >>> signal_file_samples(1_950_000, "212", 2), signal_file_samples(1_000_000, "212", 2)
+    (650000, 333333)
+    """
+    per = FORMAT_BYTES.get(str(fmt))
+    if per is None or signals_per_frame < 1:
+        return None
+    total = int(Fraction(max(size - byte_offset, 0)) / per)
+    return total // signals_per_frame
+
+
+def check_signal_files(folder: Path, name: str, header) -> None:
+    """Each signal file of record ``name`` holds at least the samples its header (``sig_len``) claims.
+
+    A truncated ``.dat`` or a header claiming more samples than the file holds is a one-line
+    :class:`UserError` naming the record, the file and both sample counts (wfdb itself fails on
+    it with a numpy broadcasting error). Checksums catch this when the folder has a
+    ``SHA256SUMS`` file; a PhysioNet download has none.
+    """
+    if not header.sig_len:
+        return
+    files: dict[str, list[int]] = {}
+    for k, f in enumerate(header.file_name or []):
+        files.setdefault(f, []).append(k)
+    for f, sigs in files.items():
+        path = folder / f
+        if not path.is_file():
+            raise UserError(f"record {name}: signal file {path} is missing")
+        spf = sum(int((header.samps_per_frame or [1] * header.n_sig)[k] or 1) for k in sigs)
+        offset = int((header.byte_offset or [None] * header.n_sig)[sigs[0]] or 0)
+        found = signal_file_samples(path.stat().st_size, header.fmt[sigs[0]], spf, offset)
+        if found is not None and found < header.sig_len:
+            raise UserError(f"record {name}: signal file {path} holds {found} samples per signal, its header "
+                            f"{name}.hea says {header.sig_len}; the file is truncated or the header is wrong "
+                            "(fetch the record again)")
+
+
 def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: int = 360) -> RecordData:
     """Read lead ``lead`` (by signal name) and the ``atr`` annotations of record ``name``.
 
     Raises :class:`LeadMissing` if the record has no such lead, :class:`UserError` for NaN
-    samples or annotations outside the signal.
+    samples, annotations outside the signal, a signal file shorter than its header says
+    (:func:`check_signal_files`) or any other damaged file wfdb cannot read.
 
     >>> rec = read_record(find_mitdb(), "114")                      # doctest: +SKIP
     >>> rec.lead_index, rec.sig_names                               # doctest: +SKIP
@@ -244,15 +301,32 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
         header = wfdb.rdheader(path)
     except FileNotFoundError:
         raise UserError(f"record {name}: header file {folder / name}.hea is missing") from None
+    except OSError:
+        raise  # permission or I/O: the command line reports it as an operating-system error
+    except Exception as e:  # noqa: BLE001 - wfdb raises many types for a damaged header
+        raise UserError(f"record {name}: cannot read header {folder / name}.hea ({_first_line(e)})") from None
     names = list(header.sig_name or [])
     if lead not in names:
         raise LeadMissing(f"record {name}: no lead {lead!r} (it has {', '.join(names)})")
     idx = names.index(lead)
+    check_signal_files(folder, name, header)
     try:
         rec = wfdb.rdrecord(path, channels=[idx])
+    except FileNotFoundError as e:
+        raise UserError(f"record {name}: file missing: {e.filename or e}") from None
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - wfdb's own errors on a damaged signal file are not one line
+        raise UserError(f"record {name}: cannot read the signals ({_first_line(e)})") from None
+    try:
         ann = wfdb.rdann(path, "atr")
     except FileNotFoundError as e:
         raise UserError(f"record {name}: file missing: {e.filename or e}") from None
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - e.g. a truncated .atr: "cannot reshape array ..."
+        raise UserError(f"record {name}: cannot read the annotations {folder / name}.atr ({_first_line(e)}); "
+                        "the file is damaged, fetch the record again") from None
     sig = rec.p_signal[:, 0].astype(np.float64)
     bad = np.flatnonzero(np.isnan(sig))
     if bad.size:

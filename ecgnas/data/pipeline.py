@@ -111,10 +111,14 @@ def _run(folder: Path, names: list[str], cfg: PrepConfig, jobs: int, progress: b
                 futures = {ex.submit(prepare_record, str(folder), n, cfg): n for n in names}
                 from concurrent.futures import as_completed
 
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    if bar:
-                        bar.advance(task)
+                try:
+                    for fut in as_completed(futures):
+                        results[futures[fut]] = fut.result()
+                        if bar:
+                            bar.advance(task)
+                except BaseException:  # one broken record: report it now, do not prepare the rest first
+                    ex.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         if bar:
             bar.stop()

@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -200,10 +201,8 @@ def load_model(path) -> tuple[VGAE, dict]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"arch2vec model {path} not found (create it with `nascore arch2vec pretrain`)")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{path}: not a readable arch2vec checkpoint ({type(e).__name__})") from None
+    from nascore.safeload import torch_load
+    ck = torch_load(path, "arch2vec checkpoint")
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise UserError(f"{path}: not an arch2vec checkpoint (format {ck.get('format') if isinstance(ck, dict) else None!r})")
     model = VGAE.from_config(ck["config"])
@@ -396,7 +395,7 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
             with np.load(emb_path) as z:
                 if str(z["model_digest"]) == digest:
                     keys, emb = _str_keys(z["keys"]), z["emb"].astype(np.float32)
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged cache: recomputed
             keys = None
     if keys is None or len(keys) != space.size:
         keys, ops, adj = space_dataset(space)

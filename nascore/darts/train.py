@@ -13,8 +13,9 @@ Search (:func:`run_supernet_search`), per epoch ``e`` of ``epochs``:
    held-out half, the architecture is derived, and one line is appended to ``log.jsonl``: epoch,
    lr, losses/accuracies, ``alpha`` (the softmax weights), the derived ``genotype``/``arch``, the ES
    fitness components, seconds spent on the ES, on the weights and in evaluation;
-4. ``checkpoint.pt`` (weights, α, optimisers, ES state, epoch) is replaced atomically,
-   ``result.json`` and ``alpha.png`` (α trajectories) are rewritten.
+4. ``checkpoint.pt`` (weights, α, optimisers, ES state, epoch; tensors and plain data only, read
+   back with ``torch.load(weights_only=True)`` so a crafted file runs no code) is replaced
+   atomically, ``result.json`` and ``alpha.png`` (α trajectories) are rewritten.
 
 Data: the standard 50/50 split of the training set (:func:`nascore.data.cifar.search_split`;
 ``subset`` keeps the first N images), whole splits resident on the device, augmentation on
@@ -150,11 +151,15 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, space: str, alpha_shape) -> dict:
-    """Read a search checkpoint and check it belongs to ``space`` with α of ``alpha_shape``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file becomes one line
-        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    """Read a search checkpoint and check it belongs to ``space`` with α of ``alpha_shape``.
+
+    Read with ``torch.load(weights_only=True)`` (:func:`nascore.safeload.torch_load`): the
+    checkpoint holds only tensors and plain data (the ES state included, see
+    :meth:`nascore.egnas.EvolutionStrategy.state_dict`), so a crafted file runs no code; one that
+    needs more is refused in one line naming the file.
+    """
+    from nascore.safeload import torch_load
+    state = torch_load(path, "checkpoint")
     if not isinstance(state, dict) or "alpha" not in state or "space" not in state:
         raise UserError(f"{path}: not a supernet search checkpoint (no 'alpha'/'space')")
     shape = list(state["alpha"].shape)
@@ -375,11 +380,11 @@ def supernet_search_loop(cfg: dict, output, net, task: SearchTask, *, device="cp
             opt.load_state_dict(st["optimizer"])
             if arch_opt is not None:
                 arch_opt.load_state_dict(st["arch_optimizer"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            if es is not None:
+                es.load_state_dict(st["es"])
+            start = int(st["epoch"]) + 1
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
             raise UserError(f"{ckpt_path}: not a checkpoint of this supernet ({type(e).__name__})") from None
-        if es is not None:
-            es.load_state_dict(st["es"])
-        start = int(st["epoch"]) + 1
     log = [r for r in read_jsonl(log_path, repair=True) if r["epoch"] < start]
     if log_path.exists():  # drop records of an epoch that was logged but not checkpointed
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in log))
@@ -554,8 +559,9 @@ def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progres
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     start = 0
     if ckpt_path.exists():
+        from nascore.safeload import torch_load
+        st = torch_load(ckpt_path, "checkpoint of this network")
         try:
-            st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             net.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
         except Exception as e:  # noqa: BLE001

@@ -3,7 +3,9 @@
 Formats read (:func:`load_cifar`), whichever the data folder holds:
 
 * the official torchvision/python format: ``cifar-10-batches-py/data_batch_{1..5}, test_batch``
-  (CIFAR-100: ``cifar-100-python/{train,test}``, fine labels), the folder itself or its parent;
+  (CIFAR-100: ``cifar-100-python/{train,test}``, fine labels), the folder itself or its parent.
+  These are pickles; they are read with a restricted unpickler that rebuilds numpy arrays and
+  plain data only (:mod:`nascore.safeload`), so a crafted batch file is refused and runs no code;
 * an ImageFolder tree ``train/<class>/*`` and ``test/<class>/*`` (any image format PIL reads);
 * the same tree packed as ``train.tar.gz`` / ``test.tar.gz`` (this workspace's lossy JPEG copy,
   ``cifar10-jpeg``). The archive is decoded straight into a uint8 array (PIL; the 60,000 images
@@ -38,8 +40,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -108,21 +110,43 @@ def _read_official(folder: Path, name: str, split: str, inner_given: bool):
     xs, ys = [], []
     for f in train_files if split == "train" else test_files:
         path = base / f
+        d = _read_pickle(path, name, "batch file")
         try:
-            with open(path, "rb") as fh:
-                d = pickle.load(fh, encoding="bytes")
-            xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[key], np.int64))
-        except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as e:
-            raise UserError(f"{path}: not a readable {name} batch file ({type(e).__name__})") from None
+            data = d[b"data"]
+            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError("b'data' is not a uint8 [N, 3072] array")
+            labels = np.asarray(d[key], np.int64)
+            if labels.shape != (len(data),):
+                raise ValueError(f"{len(labels)} labels for {len(data)} images")
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: not a readable {name} batch file ({type(e).__name__}: {e})") from None
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(labels)
     meta = base / ("batches.meta" if name == "cifar10" else "meta")
     classes = None
     if meta.is_file():
-        with open(meta, "rb") as fh:
-            m = pickle.load(fh, encoding="bytes")
-        names = m.get(b"label_names") or m.get(b"fine_label_names")
-        classes = [c.decode() for c in names] if names else None
+        m = _read_pickle(meta, name, "meta file")
+        names = m.get(b"label_names") or m.get(b"fine_label_names") if isinstance(m, dict) else None
+        classes = [c.decode() if isinstance(c, bytes) else str(c) for c in names] if names else None
     return np.concatenate(xs), np.concatenate(ys), classes
+
+
+def _read_pickle(path: Path, name: str, what: str):
+    """One official CIFAR pickle, read with a restricted unpickler (numpy arrays, numbers, bytes and
+    containers only: :func:`nascore.safeload.load_restricted_pickle`), so a crafted file runs no
+    code; anything else is a one-line :class:`UserError` naming the file."""
+    from nascore.safeload import load_restricted_pickle
+    try:
+        with open(path, "rb") as fh:
+            return load_restricted_pickle(fh, str(path))
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{path}: {name} {what} is missing") from None
+    except OSError:
+        raise  # permission or I/O: the command line reports it as an operating-system error
+    except Exception as e:  # noqa: BLE001 - a damaged pickle raises many types
+        raise UserError(f"{path}: not a readable {name} {what} ({type(e).__name__})") from None
 
 
 def _decode(blobs: list[bytes], where: str) -> np.ndarray:
@@ -167,7 +191,7 @@ def _read_tar(folder: Path, name: str, split: str):
         try:
             with np.load(cache) as z:
                 return z["x"], z["y"], [str(c) for c in z["classes"]]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt below
     try:
         with tarfile.open(path, "r:gz") as tf:

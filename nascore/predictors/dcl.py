@@ -537,10 +537,8 @@ def load_encoder_init(encoder: GINEncoder, path: str) -> None:
     a missing file or a shape mismatch is a one-line :class:`UserError` naming the file."""
     if not os.path.exists(path):
         raise UserError(f"encoder_init {path} not found (a torch.save'd GINEncoder state_dict)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"encoder_init {path}: not a readable torch state_dict ({type(e).__name__})") from None
+    from nascore.safeload import torch_load
+    state = torch_load(path, "torch state_dict (encoder_init)")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
