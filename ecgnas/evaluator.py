@@ -29,7 +29,9 @@ and the architecture's canonical string (not from the order in which a strategy 
 same architecture under the same evaluator settings gets the same result whichever method
 proposes it. Results are cached as JSON under ``cache_dir`` keyed by a hash of (space, canonical
 string, candidate, fidelity, data key, split, seed); a cached result keeps its original cost and
-says ``cached: true``. Search methods of one benchmark seed can share one cache.
+says ``cached: true``. Search methods of one benchmark seed can share one cache, also while they
+run at the same time (entries are write-once under a short write lock, see
+:meth:`ECGEvaluator.cached`).
 
 Data are loaded lazily (from the beat cache of :mod:`ecgnas.data`) and dropped when the evaluator
 is pickled, so shipping it to Ray workers sends a few kilobytes, not the beats.
@@ -189,22 +191,48 @@ class ECGEvaluator:
 
     def cached(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
         """:meth:`evaluate` through the result cache (``cache_dir``), for a canonical string and
-        its candidate description (no architecture object needed)."""
+        its candidate description (no architecture object needed).
+
+        The cache may be shared by several runs at once (``--eval-cache``: the methods of one
+        seed, Ray workers), so it is *not* locked for a whole run -- that would serialise or
+        refuse the very runs it is shared between. Instead each entry is write-once: the result
+        is computed without any lock, then :func:`nascore.lock.write_lock` is held only around
+        the check-and-write of its file. If another run wrote the entry meanwhile, that entry
+        wins and is returned (so every run that asks agrees on one result per candidate);
+        otherwise ours is written atomically (unique temporary name + ``os.replace``), so a
+        reader never sees half a file and needs no lock. The worst case of a race is one
+        candidate trained twice, never a damaged or contradictory cache.
+        """
         key = self._key(arch_key, cand)
         path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
-        if path is not None and path.is_file():
-            try:
-                rec = read_json(path)
-                if rec.get("key") == key:
-                    res = Result.from_dict(rec["result"])
-                    res.metrics["cached"] = True
-                    return res
-            except (ValueError, KeyError, OSError):
-                pass  # a damaged cache entry is recomputed
+        hit = self._read_cache(path, key)
+        if hit is not None:
+            return hit
         res = self.evaluate(arch_key, cand)
         if path is not None:
-            atomic_write_json(path, {"key": key, "arch": arch_key, "result": res.to_dict()})
+            from nascore.lock import write_lock
+
+            with write_lock(self.cache_dir, what="evaluation cache"):
+                hit = self._read_cache(path, key)
+                if hit is not None:  # written by another run while we trained: the first result wins
+                    return hit
+                atomic_write_json(path, {"key": key, "arch": arch_key, "result": res.to_dict()})
         return res
+
+    @staticmethod
+    def _read_cache(path: Path | None, key: str) -> Result | None:
+        """The cached result at ``path`` if it is a valid entry for ``key`` (``cached: true``)."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            rec = read_json(path)
+            if rec.get("key") == key:
+                res = Result.from_dict(rec["result"])
+                res.metrics["cached"] = True
+                return res
+        except (ValueError, KeyError, OSError):
+            pass  # a damaged cache entry is recomputed
+        return None
 
     def evaluate(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
         """Train and score one candidate (no cache)."""

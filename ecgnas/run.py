@@ -12,11 +12,14 @@ The run folder ends up holding::
 
 A folder holding a run of a *different* configuration is refused (UserError, nothing touched).
 The same configuration again: a finished run is reported and left as it is; an unfinished one
-(no ``train_summary.json``) is trained again from scratch.
+(no ``train_summary.json``) is trained again from scratch. While a run writes the folder it holds
+its lock (:func:`nascore.lock.folder_lock`, files ``.nascore.lock`` / ``.nascore.pid``): a second
+process on the same folder is refused with a UserError naming the first one's PID.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -24,7 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nascore.errors import UserError
-from nascore.io import atomic_write_json, read_json
+from nascore.io import atomic_write_bytes, atomic_write_json, read_json
+from nascore.lock import busy_error, folder_lock, is_lock_file
 
 from ecgnas.train import TrainConfig
 
@@ -58,7 +62,7 @@ def check_output(out: Path, config: Mapping[str, Any]) -> bool:
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--output {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(not is_lock_file(p.name) for p in out.iterdir()):
         return False
     cfg_path = out / "config.json"
     if not cfg_path.is_file():
@@ -80,8 +84,10 @@ MEMBER_KINDS = ("folds", "seeds")
 DECISIONS = ("cv", "none")
 
 
-def _check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: TrainConfig,
-                    cv: bool = False) -> None:
+def check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: TrainConfig,
+                   cv: bool = False) -> None:
+    """Refuse (UserError) ensemble / decision / fold settings :func:`train_run` cannot honour with
+    the schedule ``cfg``; callers that train later (an ECG search) check them before writing."""
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= 20:
         raise UserError(f"--ensemble: need an integer 1..20, got {ensemble!r}")
     if members not in MEMBER_KINDS:
@@ -138,20 +144,12 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     >>> # s = train_run("runs/resnet-s0", "resnet", ensemble=5)
     >>> # s["test"]["macro_f1"], s["cv"]["macro_f1"]
     """
-    import numpy as np
-
-    from ecgnas.decision import apply_offsets, fit_offsets
-    from ecgnas.ensemble import EnsembleModel, cross_validate
-    from ecgnas.evaluate import (build, evaluate_indices, headline, load_data, prep_dict, prep_key,
-                                 save_checkpoint)
-    from ecgnas.metrics import metrics_json
-    from ecgnas.models import count_parameters
-    from ecgnas.train import fit, predict, seed_everything
+    from ecgnas.evaluate import build, load_data, prep_dict, prep_key
 
     out = Path(output)
     cfg = train or TrainConfig()
     hp = dict(hparams or {})
-    _check_ensemble(ensemble, members, decision, folds, cfg, cv)
+    check_ensemble(ensemble, members, decision, folds, cfg, cv)
     fixed = cfg.select == "last" and cfg.patience is None
     if prep is None:
         from ecgnas.data import PrepConfig
@@ -167,18 +165,46 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
               "data": None if data is None else str(data)}
     in_ch, window, n_rr = prep.input_shape()
     build(model, window, n_rr, 5, hp, in_channels=in_ch)  # bad name / hparams fail here, before anything is written
-    if check_output(out, config):
+    try:
+        finished = check_output(out, config)
+    except UserError as refusal:  # seen without the lock: another process may be writing this folder now
+        raise busy_error(out, "--output") or refusal from None
+    if finished:
         summary = read_json(out / DONE_FILE)
         _say(progress, f"{out}: this run already finished (DS2 macro-F1 {summary['test']['macro_f1']:.2f}); kept as is")
         return summary
-
+    busy = busy_error(out, "--output")  # refused now rather than after loading the data
+    if busy is not None:
+        raise busy
     beats, parts = load_data(data, prep, split, progress=progress)
+    with folder_lock(out, what="--output"):  # one writer: a second process is refused, its PID named
+        if check_output(out, config):  # another process finished this same run meanwhile
+            return read_json(out / DONE_FILE)
+        for name in RUN_FILES:  # an unfinished earlier attempt of this same run: start clean
+            if (out / name).exists():
+                (out / name).unlink()
+        atomic_write_json(out / "config.json", config)
+        return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, prep=prep, split=split,
+                                   ensemble=ensemble, members=members, decision=decision, run_cv=run_cv, ens=ens,
+                                   progress=progress)
+
+
+def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: TrainConfig, prep,
+                        split: str, ensemble: int, members: str, decision: str, run_cv: bool, ens: dict,
+                        progress: bool) -> dict:
+    """The training and evaluation of :func:`train_run`, in the locked run folder ``out`` whose
+    ``config.json`` is written; returns the summary it writes last (``train_summary.json``)."""
+    import numpy as np
+
+    from ecgnas.decision import apply_offsets, fit_offsets
+    from ecgnas.ensemble import EnsembleModel, cross_validate
+    from ecgnas.evaluate import build, evaluate_indices, headline, save_checkpoint
+    from ecgnas.metrics import metrics_json
+    from ecgnas.models import count_parameters
+    from ecgnas.train import fit, predict, seed_everything
+
+    fixed = cfg.select == "last" and cfg.patience is None
     n_rr, window, in_ch = beats.n_rr, beats.window, beats.in_channels
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:  # an unfinished earlier attempt of this same run: start clean
-        if (out / name).exists():
-            (out / name).unlink()
-    atomic_write_json(out / "config.json", config)
 
     def new_model(seed: int):
         seed_everything(seed)
@@ -218,7 +244,9 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
                 "title": f"{model} DS1 out-of-fold ({len(fold_idx)} record folds)", **cv_dec,
                 "raw_argmax": headline(cv_raw), "offsets": None if offsets is None else offsets.tolist(),
                 "note": "offsets were fitted on these same out-of-fold predictions (in-sample for the offsets)"})
-            np.savez_compressed(out / "oof.npz", index=cv_res["index"], proba=cv_res["proba"], y=y_oof)
+            buf = io.BytesIO()  # written atomically, as every file of the run folder
+            np.savez_compressed(buf, index=cv_res["index"], proba=cv_res["proba"], y=y_oof)
+            atomic_write_bytes(out / "oof.npz", buf.getvalue())
             summary["cv"] = headline(cv_dec)
             summary["cv_raw"] = headline(cv_raw)
             summary["offsets"] = None if offsets is None else offsets.tolist()

@@ -39,7 +39,10 @@ Layout of ``output``::
     pareto.csv, pareto.png, search.png, report.md, result.json
 
 Kill it at any point and run the same command again: finished evaluations are replayed from the
-history (none is repeated) and the result equals an uninterrupted run's.
+history (none is repeated) and the result equals an uninterrupted run's. One process at a time:
+``output`` (and ``search/``, ``final/``, ``baseline/``) are locked while written
+(:mod:`nascore.lock`); a second ``ecgnas search`` on the same folder is refused at once with the
+first one's PID (exit status 2), before anything is written.
 
 >>> # res = ecg_search("runs/evo-s0", method="evolution", budget=24, seed=0)
 >>> # res["ds2"]["macro_f1"], res["baseline_ds2"]["macro_f1"]
@@ -136,8 +139,15 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
-               selection: str = "holdout", ensemble: int = 1, progress: bool = True) -> dict:
+               selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
+
+    Every argument (method, space, budget against the strategy's initial sample, strategy and
+    supernet parameters, executor, ensemble) is checked before anything is written: a refused
+    call leaves no folder, or a pre-existing one untouched. ``output`` is then held for the whole
+    call (:func:`nascore.run.claim_folder`): a second process on it is refused with a UserError
+    naming the first one's PID -- or, with ``wait=True``, waits for it to finish (the baseline
+    folder is claimed so, since several searches share it and reuse it once finished).
 
     ``budget``: candidate evaluations of the sample-based methods (eg-nas: ignored, its cost is
     set by ``supernet["epochs"]``); ``fidelity``: the short training of a candidate (default
@@ -187,58 +197,81 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     if ensemble != 1:
         config["final_ensemble"] = int(ensemble)
     space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
-    from nascore.run import check_or_write_config
+    # everything that can refuse this command is checked before the first byte is written, so a
+    # corrected command is never refused because a refused one left a config.json behind
+    from ecgnas.run import check_ensemble
 
-    check_or_write_config(out, config)
-    t0 = time.perf_counter()
+    check_ensemble(ensemble, "folds", "none", 5, final)  # what _retrain will ask of train_run
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor: unknown executor {executor!r} (choose from: {', '.join(EXECUTORS)})")
+    if split not in ("inter", "intra"):
+        raise UserError(f"--split: {split!r} is not one of inter, intra")
+    strategy = evaluator = None
     if method == "eg-nas":
-        found = _supernet_search(out, config, fidelity, prep, data, split, seed, progress)
+        _check_supernet(supernet, seed)
     else:
-        found = _sample_search(out, config, space_obj, fidelity, prep, data, split, seed, executor, executor_options,
-                               batch_size, eval_cache, latency, progress, selection)
-    _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
-                   f"retraining it with the full schedule ({final.epochs} epochs)")
-    final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble)
-    from ecgnas.evaluate import load_checkpoint
+        strategy = _make_strategy(config, space_obj, seed, progress)
+        need = getattr(strategy, "min_queries", 0)
+        if budget < need:
+            raise UserError(f"--budget: {budget} evaluations is smaller than the {method} strategy's initial "
+                            f"sample ({need}); raise --budget or lower it with --param")
+        from ecgnas.evaluator import ECGEvaluator
 
-    ds2 = read_json(out / "final" / "metrics.json")
-    base_res = None
-    if base_dir is not None:
-        _say(progress, f"{out}: baseline (random search over the hand-designed family) in {base_dir}")
-        base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
-                              fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
-                              executor_options=executor_options, batch_size=batch_size, baseline="none",
-                              eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
-                              progress=progress)
-    ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
-    hw = final_hardware(ckpt, latency)
-    result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
-              "best_arch": found["arch"], "best_candidate": found["candidate"],
-              "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
-              "final_cv_macro_f1": (final_summary.get("cv") or {}).get("macro_f1"),
-              "params": final_summary["params"], "flops": hw["flops"], "latency_ms": hw["latency_ms"],
-              "search_cost_seconds": round(found["cost_seconds"], 3), "evaluations": found.get("evaluations"),
-              "final_train_seconds": round(final_summary["train_seconds"], 3),
-              "constraints": cons, "ds2": ds2,
-              "baseline_ds2": None if base_res is None else base_res["ds2"],
-              "baseline": None if base_res is None else {k: base_res[k] for k in (
-                  "best_arch", "params", "search_val_macro_f1", "final_val_macro_f1", "final_cv_macro_f1",
-                  "search_cost_seconds")}
-              | {"folder": str(base_dir)},
-              "wall_seconds_this_call": round(time.perf_counter() - t0, 3), "finished": True, "config": config}
-    if method != "eg-nas":
-        from ecgnas.search_report import write_pareto
+        evaluator = ECGEvaluator(space_obj, fidelity, prep=prep, data=data, split=split, seed=int(seed),
+                                 cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals",
+                                 latency=latency, selection=selection)
+    from nascore.run import claim_folder
 
-        write_pareto(out, read_history(out / "search"), cons,
-                     baseline_history=None if base_dir is None else read_history(base_dir / "search"))
-    atomic_write_json(out / RESULT_FILE, result)
-    from ecgnas.search_report import write_search_report
+    with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
+        t0 = time.perf_counter()
+        if method == "eg-nas":
+            found = _supernet_search(out, config, fidelity, prep, data, split, seed, progress)
+        else:
+            found = _sample_search(out, config, space_obj, strategy, evaluator, executor, executor_options,
+                                   batch_size, progress, selection)
+        _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
+                       f"retraining it with the full schedule ({final.epochs} epochs)")
+        final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble)
+        from ecgnas.evaluate import load_checkpoint
 
-    write_search_report(out)
-    _say(progress, f"{out}: DS2 macro-F1 {ds2['macro_f1']:.2f} (accuracy {ds2['accuracy']:.2f})"
-                   + ("" if base_res is None else f"; baseline {base_res['ds2']['macro_f1']:.2f}")
-                   + f" -> {out / RESULT_FILE}")
-    return result
+        ds2 = read_json(out / "final" / "metrics.json")
+        base_res = None
+        if base_dir is not None:
+            _say(progress, f"{out}: baseline (random search over the hand-designed family) in {base_dir}")
+            base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
+                                  fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
+                                  executor_options=executor_options, batch_size=batch_size, baseline="none",
+                                  eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
+                                  progress=progress, wait=True)
+        ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
+        hw = final_hardware(ckpt, latency)
+        result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
+                  "best_arch": found["arch"], "best_candidate": found["candidate"],
+                  "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
+                  "final_cv_macro_f1": (final_summary.get("cv") or {}).get("macro_f1"),
+                  "params": final_summary["params"], "flops": hw["flops"], "latency_ms": hw["latency_ms"],
+                  "search_cost_seconds": round(found["cost_seconds"], 3), "evaluations": found.get("evaluations"),
+                  "final_train_seconds": round(final_summary["train_seconds"], 3),
+                  "constraints": cons, "ds2": ds2,
+                  "baseline_ds2": None if base_res is None else base_res["ds2"],
+                  "baseline": None if base_res is None else {k: base_res[k] for k in (
+                      "best_arch", "params", "search_val_macro_f1", "final_val_macro_f1", "final_cv_macro_f1",
+                      "search_cost_seconds")}
+                  | {"folder": str(base_dir)},
+                  "wall_seconds_this_call": round(time.perf_counter() - t0, 3), "finished": True, "config": config}
+        if method != "eg-nas":
+            from ecgnas.search_report import write_pareto
+
+            write_pareto(out, read_history(out / "search"), cons,
+                         baseline_history=None if base_dir is None else read_history(base_dir / "search"))
+        atomic_write_json(out / RESULT_FILE, result)
+        from ecgnas.search_report import write_search_report
+
+        write_search_report(out)
+        _say(progress, f"{out}: DS2 macro-F1 {ds2['macro_f1']:.2f} (accuracy {ds2['accuracy']:.2f})"
+                       + ("" if base_res is None else f"; baseline {base_res['ds2']['macro_f1']:.2f}")
+                       + f" -> {out / RESULT_FILE}")
+        return result
 
 
 def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
@@ -257,39 +290,66 @@ def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
 
 def arch2vec_model(space, progress: bool = True) -> Path:
     """The arch2vec model of ``space`` in the user cache, pretrained there on first use (on
-    :data:`ARCH2VEC_PRETRAIN_ARCHS` sampled architectures; the embeddings cover every one)."""
+    :data:`ARCH2VEC_PRETRAIN_ARCHS` sampled architectures; the embeddings cover every one).
+
+    Several searches may start at once with no model yet: the first pretrains under the model
+    folder's lock, the others wait for it (:func:`nascore.lock.folder_lock` with ``wait``) and
+    then use its model, instead of pretraining into the same folder at the same time."""
     from nascore.arch2vec.pretrain import default_model_dir, pretrain
+    from nascore.lock import folder_lock
 
     path = default_model_dir(space.name) / "model.pt"
-    if not path.exists():
-        _say(progress, f"arch2vec: no pretrained model for {space.name} yet; pretraining one on "
-                       f"{ARCH2VEC_PRETRAIN_ARCHS:,} of its architectures into {path.parent} (once)")
-        pretrain(space, output=path.parent, max_archs=ARCH2VEC_PRETRAIN_ARCHS, progress=progress)
+    if path.exists():
+        return path
+    with folder_lock(path.parent, what="arch2vec model folder", wait=True,
+                     on_wait=lambda m: _say(True, f"{m}; waiting for its model")):
+        if not path.exists():  # not pretrained meanwhile by the process we waited for
+            _say(progress, f"arch2vec: no pretrained model for {space.name} yet; pretraining one on "
+                           f"{ARCH2VEC_PRETRAIN_ARCHS:,} of its architectures into {path.parent} (once)")
+            pretrain(space, output=path.parent, max_archs=ARCH2VEC_PRETRAIN_ARCHS, progress=progress)
     return path
 
 
 def read_history(search_dir: Path) -> list[dict]:
+    """The complete records of a search's ``history.jsonl`` (a torn last line is skipped).
+
+    A reader only: the file is never repaired here, since the search that writes it may be
+    appending at this moment; the run loop repairs it under its folder lock."""
     from nascore.io import read_jsonl
 
-    return read_jsonl(Path(search_dir) / "history.jsonl", repair=True)
+    return read_jsonl(Path(search_dir) / "history.jsonl")
 
 
-def _sample_search(out: Path, config: dict, space, fidelity, prep, data, split, seed, executor, executor_options,
-                   batch_size, eval_cache, latency, progress, selection="holdout") -> dict:
-    from nascore.run import Budget, run_search
+def _make_strategy(config: dict, space, seed, progress):
+    """The ask/tell strategy of a sample-based method, built (and so its parameters checked)
+    before the run folder is written; an arch2vec model missing from the user cache is pretrained
+    first (:func:`arch2vec_model`)."""
     from nascore.strategies import get_strategy
-
-    from ecgnas.evaluator import ECGEvaluator, candidate_of
 
     params = dict(config["strategy_params"])
     if config["method"] == "dcl-enas":
         params.setdefault("budget", config["budget"])
     if config["method"].startswith("arch2vec") and "model" not in params:
         params["model"] = str(arch2vec_model(getattr(space, "inner", space), progress))
-    strategy = get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
-    evaluator = ECGEvaluator(space, fidelity, prep=prep, data=data, split=split, seed=int(seed),
-                             cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals", latency=latency,
-                             selection=selection)
+    return get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
+
+
+def _check_supernet(supernet: Mapping[str, Any], seed) -> None:
+    """Refuse supernet settings :func:`ecgnas.supernet.egnas_ecg_search` would refuse, before writing."""
+    from ecgnas.supernet import ecg_search_config
+
+    try:
+        ecg_search_config(method="egnas", seed=int(seed), **dict(supernet))
+    except TypeError as e:  # an unknown setting
+        raise UserError(f"--supernet settings: {e}") from None
+
+
+def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor, executor_options, batch_size,
+                   progress, selection="holdout") -> dict:
+    from nascore.run import Budget, run_search
+
+    from ecgnas.evaluator import candidate_of
+
     ex = _executor(executor, executor_options)
     run_config = {k: config[k] for k in ("method", "space", "budget", "seed", "split", "fidelity", "prep",
                                           "constraints", "strategy_params", "latency")}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_text, read_json
+from nascore.lock import folder_lock
 
 SIZE_MEASURES = (("params", "parameters"), ("flops", "FLOPs per beat"), ("latency_ms", "CPU latency per beat (ms)"))
 
@@ -157,9 +158,11 @@ def _metric_row(label: str, m: Mapping | None, params, cost) -> str:
 
 
 def write_search_report(run_dir) -> Path:
-    """Render ``search.png`` and ``report.md`` of a finished :func:`ecgnas.search.ecg_search` folder."""
-    from ecgnas.search import read_history
+    """Render ``search.png`` and ``report.md`` of a finished :func:`ecgnas.search.ecg_search` folder.
 
+    The folder is written under its lock (:func:`nascore.lock.folder_lock`, re-entered when the
+    search itself calls this): re-rendering a folder that a search is still writing is refused
+    with a UserError naming that search's PID."""
     run = Path(run_dir)
     res_path = run / "result.json"
     if not res_path.is_file():
@@ -167,6 +170,14 @@ def write_search_report(run_dir) -> Path:
     res = read_json(res_path)
     if "method" not in res or "ds2" not in res:
         raise UserError(f"{res_path}: not the result of `ecgnas search` (no method / ds2)")
+    with folder_lock(run, what="search run folder"):
+        return _render_report(run, res)
+
+
+def _render_report(run: Path, res: dict) -> Path:
+    """``search.png``, (missing) Pareto files and ``report.md`` of the run folder ``run``."""
+    from ecgnas.search import read_history
+
     curves = {}
     hist = read_history(run / "search") if (run / "search" / "history.jsonl").is_file() else []
     if hist:
@@ -181,7 +192,7 @@ def write_search_report(run_dir) -> Path:
     elif (run / "search" / "log.jsonl").is_file():  # a supernet search: hold-out macro-F1 per epoch
         from nascore.io import read_jsonl
 
-        log = read_jsonl(run / "search" / "log.jsonl", repair=True)
+        log = read_jsonl(run / "search" / "log.jsonl")  # a reader: never repairs a file it does not write
         if log and "valid_macro_f1" in log[0]:
             curves[f"{res['method']} supernet"] = np.array([r["valid_macro_f1"] for r in log], float)
             _plot_curve(curves, run / "search.png", xlabel="supernet epoch",

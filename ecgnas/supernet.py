@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,6 +75,8 @@ from nascore.darts.ops import OpSet
 from nascore.darts.train import (DEFAULT_LR, METHODS, SearchTask, check_device, method_settings, search_seconds,
                                  supernet_search_loop)
 from nascore.errors import UserError
+from nascore.lock import folder_lock
+from nascore.run import check_config
 
 from ecgnas.spaces.conv1d import HEAD_UNITS, RR_UNITS
 from ecgnas.spaces.darts1d import SPACE, darts1d_opset
@@ -491,7 +494,9 @@ def egnas_ecg_search(beats, split, output, *, method: str = "egnas", epochs: int
     ``alpha``, ``genotype``, seconds), ``checkpoint.pt`` (atomic; a killed run resumes from the last
     finished epoch to the same result, bitwise on CPU with a fixed thread count), ``alpha.png``,
     ``result.json`` (``method``, ``space: "darts1d"``, ``genotype`` text, ``valid_macro_f1_supernet``,
-    ``valid_accuracy_supernet``, ``seconds``, ``alpha``, ``config``, ``finished``).
+    ``valid_accuracy_supernet``, ``seconds``, ``alpha``, ``config``, ``finished``). The folder is
+    locked while the search writes it (:func:`nascore.lock.folder_lock`): a second process on it
+    is refused with a UserError naming the first one's PID.
 
     Example (real beats; about a minute an epoch at the defaults on one CPU thread)::
 
@@ -507,4 +512,6 @@ def egnas_ecg_search(beats, split, output, *, method: str = "egnas", epochs: int
     cfg = {**base, "data": task.identity}
     net = ECGSupernet(task.in_channels, task.n_rr, N_CLASSES, C=base["C"], layers=base["layers"], K=base["K"],
                       stem_stride=base["stem_stride"], dropout=base["dropout"], seed=base["seed"]).to(dev)
-    return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)
+    check_config(Path(output), cfg)  # a folder of another configuration is refused before it is locked
+    with folder_lock(output, what="search folder"):  # one writer: a second process is refused, its PID named
+        return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)

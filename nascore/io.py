@@ -1,24 +1,37 @@
 """Crash-safe file writes shared by every run folder.
 
-* :func:`atomic_write_text` / :func:`atomic_write_json` write to a temporary file in the same
-  folder, ``fsync`` it and ``os.replace`` it over the target, so a reader (or a resumed run)
-  sees either the old file or the new one, never half of one.
-* :func:`append_jsonl` appends one JSON record per line and flushes + fsyncs it; a run killed
-  mid-write leaves at most one torn last line, which :func:`read_jsonl` drops (and reports).
+* :func:`atomic_write_text` / :func:`atomic_write_json` write to a temporary file with a unique
+  name (``tempfile.mkstemp``) in the same folder, ``fsync`` it and ``os.replace`` it over the
+  target, so a reader (or a resumed run) sees either the old file or the new one, never half of
+  one, and two writers never share a temporary file.
+* :func:`append_jsonl` appends JSON records, one a line, in one write, and flushes + fsyncs it.
+  A record is complete only with its final ``\n``: a run killed mid-write leaves at most one torn
+  last line -- whatever byte the tear is at, even just before the newline -- which
+  :func:`read_jsonl` drops (``repair=True`` also cuts it off the file) and :func:`append_jsonl`
+  cuts off before it appends, so every record starts on a fresh line.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> atomic_write_json(d / "a.json", {"x": 1}); read_json(d / "a.json")
 {'x': 1}
+>>> append_jsonl(d / "h.jsonl", [{"i": 0}, {"i": 1}])
+>>> with open(d / "h.jsonl", "ab") as f: _ = f.write(b'{"i": 2}')   # torn: no newline yet
+>>> read_jsonl(d / "h.jsonl")
+[{'i': 0}, {'i': 1}]
+>>> append_jsonl(d / "h.jsonl", [{"i": 2}]); read_jsonl(d / "h.jsonl")
+[{'i': 0}, {'i': 1}, {'i': 2}]
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+_log = logging.getLogger("nascore")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -58,45 +71,83 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Append records, one JSON object a line, durably (flush + fsync before returning)."""
+    """Append records, one JSON object a line, durably (flush + fsync before returning).
+
+    A torn last line already in the file (bytes after the last newline: a record whose write was
+    cut) is truncated away first, so the new records never glue onto it. Callers that must
+    re-do the torn record read the file with :func:`read_jsonl` first, as the run loops do.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, default=_jsonable) + "\n")
+    data = "".join(json.dumps(rec, default=_jsonable) + "\n" for rec in records).encode("utf-8")
+    with open(path, "ab+") as f:
+        size = f.seek(0, os.SEEK_END)
+        good = complete_length(f, size)
+        if good != size:
+            _log.warning("%s: dropped a torn last line (%d bytes) before appending", path, size - good)
+            f.truncate(good)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def complete_length(f, size: int | None = None) -> int:
+    """Bytes of the binary file ``f`` up to and including its last newline (0 if it has none).
+
+    Scans backwards from the end in blocks, so a long history costs one block in the usual case.
+    """
+    if size is None:
+        size = f.seek(0, os.SEEK_END)
+    pos = size
+    block = 1 << 16
+    while pos > 0:
+        start = max(0, pos - block)
+        f.seek(start)
+        chunk = f.read(pos - start)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        pos = start
+    return 0
 
 
 def read_jsonl(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
     """Read a JSON-lines file; a torn final line (a crash mid-append) is dropped.
 
-    With ``repair=True`` the torn tail is also cut off the file so later appends stay valid.
-    A malformed line anywhere else is corruption, not a crash artefact, and raises.
+    The final line is torn when the file does not end with a newline, whatever its bytes are
+    (a record cut just before its ``\n`` is still valid JSON, yet an append would glue the next
+    record onto it). With ``repair=True`` the torn tail is also cut off the file (truncated to
+    its last complete line and fsynced) so later appends stay valid; only the process that
+    writes the file may repair it (run loops do so under their folder lock), a mere reader must
+    not. A malformed line anywhere else is corruption, not a crash artefact, and raises
+    :class:`~nascore.errors.UserError`.
     """
     path = Path(path)
     if not path.exists():
         return []
     raw = path.read_bytes()
-    lines = raw.split(b"\n")
+    good = raw.rfind(b"\n") + 1  # bytes of complete lines
+    if good < len(raw):
+        if repair:
+            with open(path, "r+b") as f:
+                f.truncate(good)
+                f.flush()
+                os.fsync(f.fileno())
+            _log.warning("%s: dropped a torn last line (%d bytes); that record will be redone",
+                         path, len(raw) - good)
     out: list[dict] = []
-    good_bytes = 0
-    for i, line in enumerate(lines):
+    for i, line in enumerate(raw[:good].split(b"\n")[:-1]):
         if not line.strip():
-            good_bytes += len(line) + (1 if i < len(lines) - 1 else 0)
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:  # torn last line
-                if repair:
-                    with open(path, "r+b") as f:
-                        f.truncate(good_bytes)
-                break
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            rec = None
+        if not isinstance(rec, dict):
             from nascore.errors import UserError
 
-            raise UserError(f"{path}: line {i + 1} is not valid JSON (file corrupted?)") from None
-        good_bytes += len(line) + 1
+            raise UserError(f"{path}: line {i + 1} is not a valid JSON record (file corrupted?)") from None
+        out.append(rec)
     return out
 
 

@@ -10,10 +10,13 @@ best-by-validation architecture found so far, against the number of queries.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from nascore.io import atomic_write_bytes
 
 
 def _stats(values) -> dict:
@@ -71,6 +74,8 @@ def curve_array(results: Sequence[dict], column: int = 3, length: int | None = N
 
 def plot_curves(curves: Mapping[str, Sequence[dict]], path, title: str = "", optimum: float | None = None,
                 ylabel: str = "test accuracy of best-by-validation (%)") -> Path:
+    """Plot mean ± std curves per label into the PNG ``path`` (written atomically: a reader sees
+    the old figure or the new one, and concurrent writers never share a temporary file)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,10 +99,9 @@ def plot_curves(curves: Mapping[str, Sequence[dict]], path, title: str = "", opt
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    buf = io.BytesIO()  # rendered in memory, then written atomically under a unique temporary name
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -12,6 +12,9 @@ A run folder holds
   ``simulated_seconds``, ``best`` = ``{"arch", "score", **metrics}`` (for benchmarks that
   includes ``valid_accuracy`` and ``test_accuracy`` in percent; best = highest score, i.e.
   validation accuracy, first found on ties), ``trajectory`` and ``finished``.
+* ``.nascore.lock`` / ``.nascore.pid`` — the folder's lock (:mod:`nascore.lock`) and its holder's
+  PID while a run writes it: a second process running the same folder is refused (UserError
+  naming that PID, exit status 2) instead of interleaving its writes.
 
 Resume = replay. A fresh strategy with the same seed is asked again; while its asks are found in
 the history, the recorded results are told back instead of evaluating (and checked: a history
@@ -35,14 +38,16 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from nascore.errors import UserError
 from nascore.evaluation import Result
 from nascore.executors import SerialExecutor
 from nascore.io import append_jsonl, atomic_write_json, read_json, read_jsonl
+from nascore.lock import busy_error, folder_lock, is_lock_file
 
 
 @dataclass(frozen=True)
@@ -86,40 +91,98 @@ class Budget:
         return {"queries": self.queries, "seconds": self.seconds}
 
 
-def check_or_write_config(out_dir: Path, config: dict) -> None:
-    """Refuse a folder that belongs to another configuration; otherwise record ours."""
+def check_config(out_dir: Path, config: dict, what: str = "output folder") -> bool:
+    """Refuse (UserError) a folder that belongs to another configuration; write nothing.
+
+    Returns True when ``out_dir/config.json`` already records ``config`` (a resume), False when
+    the folder is missing or empty (lock files aside). A file where the folder should be, a
+    non-empty folder without ``config.json`` and one whose ``config.json`` differs are refused.
+    Call it before taking the folder's lock (so a refused folder is left untouched) and again
+    under the lock (another process may have written in between), as :func:`claim_folder` does.
+    """
+    out_dir = Path(out_dir)
     path = out_dir / "config.json"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{what} {out_dir} exists and is not a folder; choose another --output")
     if path.exists():
         try:
             old = read_json(path)
-        except ValueError:
+        except (ValueError, OSError):
             raise UserError(f"{path} is not valid JSON; refusing to reuse {out_dir}") from None
         if old != config:
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             k = diff[0]
-            raise UserError(f"output folder {out_dir} belongs to a different configuration "
+            raise UserError(f"{what} {out_dir} belongs to a different configuration "
                             f"({k}: {old.get(k)!r} there, {config.get(k)!r} now); choose another --output")
-        return
-    if out_dir.exists() and any(p.name not in (".DS_Store",) for p in out_dir.iterdir()):
-        raise UserError(f"output folder {out_dir} is not empty and holds no config.json; choose another --output")
-    atomic_write_json(path, config)
+        return True
+    if out_dir.is_dir() and any(p.name != ".DS_Store" and not is_lock_file(p.name) for p in out_dir.iterdir()):
+        raise UserError(f"{what} {out_dir} is not empty and holds no config.json; choose another --output")
+    return False
+
+
+def check_or_write_config(out_dir: Path, config: dict) -> None:
+    """Refuse a folder that belongs to another configuration; otherwise record ours.
+
+    Takes no lock: callers that write the folder afterwards hold :func:`nascore.lock.folder_lock`
+    around it (see :func:`claim_folder`)."""
+    if not check_config(out_dir, config):
+        atomic_write_json(Path(out_dir) / "config.json", config)
+
+
+@contextmanager
+def claim_folder(out_dir, config: dict, *, what: str = "output folder", wait: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Check, lock and record a run folder for the ``with`` block: the one entry to writing it.
+
+    1. :func:`check_config` without the lock: a foreign folder is refused before anything is
+       written (not even the lock file) -- unless another process holds the folder now, whose
+       half-written files are no reason to refuse: that is reported as the folder being in use
+       (with ``wait``: waited for, then checked again under the lock);
+    2. :func:`nascore.lock.folder_lock` (non-blocking: a second writer gets a UserError with the
+       holder's PID; ``wait``/``on_wait`` as there);
+    3. under the lock, the check again and ``config.json`` written if new.
+
+    Validate every argument before entering it: a refusal after this point leaves a folder.
+    """
+    out_dir = Path(out_dir)
+    try:
+        check_config(out_dir, config, what)
+    except UserError as refusal:  # seen without the lock: a run in progress may be mid-write
+        busy = busy_error(out_dir, what)
+        if busy is not None and not wait:
+            raise busy from None
+        if busy is None:
+            raise refusal
+    with folder_lock(out_dir, what=what, wait=wait, on_wait=on_wait):
+        check_or_write_config(out_dir, config)
+        yield out_dir
 
 
 def run_search(*, space, strategy, evaluator: Callable, budget: Budget, out_dir, config: dict,
                executor=None, batch_size: int = 1, on_result: Callable | None = None) -> dict:
-    """Run (or resume) one search in ``out_dir`` and return the ``result.json`` dict."""
+    """Run (or resume) one search in ``out_dir`` and return the ``result.json`` dict.
+
+    Everything is validated first; then the folder is claimed (:func:`claim_folder`: refused if
+    it belongs to another configuration, locked against a second writer -- a UserError naming
+    the holder's PID -- for the whole run). A torn last history line is cut off and its
+    evaluation redone."""
     out_dir = Path(out_dir)
     need = getattr(strategy, "min_queries", 0)
     if budget.queries is not None and budget.queries < need:
         raise UserError(f"budget of {budget.queries} queries is smaller than the {strategy.name} strategy's "
                         f"initial sample ({need})")
-    check_or_write_config(out_dir, config)
-    executor = executor or SerialExecutor()
+    with claim_folder(out_dir, config):
+        return _run_locked(space, strategy, evaluator, budget, out_dir, config, executor or SerialExecutor(),
+                           batch_size, on_result)
+
+
+def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, executor, batch_size, on_result) -> dict:
+    """The run loop of :func:`run_search`, under the folder's lock with ``config.json`` in place."""
     hist_path = out_dir / "history.jsonl"
     history = read_jsonl(hist_path, repair=True)
     by_index = {rec["i"]: rec for rec in history}
     if len(by_index) != len(history):
-        raise UserError(f"{hist_path}: an ask index appears twice (file edited by hand?)")
+        raise UserError(f"{hist_path}: an ask index appears twice (edited by hand, or written by two runs at once?)")
     done: list[dict] = []          # records in ask order, as the strategy saw them
     n_asked = 0
     cum_cost = 0.0

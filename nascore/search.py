@@ -20,7 +20,7 @@ from nascore.errors import UserError
 from nascore.evaluation import TabularEvaluator
 from nascore.io import atomic_write_json, atomic_write_text
 from nascore.report import markdown_table, plot_curves, summarize_seeds
-from nascore.run import Budget, check_or_write_config, run_search
+from nascore.run import Budget, claim_folder, run_search
 from nascore.spaces import get_space
 from nascore.strategies import get_strategy, strategy_class
 
@@ -52,7 +52,13 @@ def _file_digest(path) -> str | None:
 def benchmark_search(*, space: str, strategy: str, budget: str | Budget, seeds: Iterable[int], output,
                      dataset: str = "cifar10", data=None, fidelity: int | None = None, params: dict | None = None,
                      progress: bool = True, table=None) -> dict:
-    """Run ``strategy`` on a tabular benchmark once per seed; return the across-seed summary."""
+    """Run ``strategy`` on a tabular benchmark once per seed; return the across-seed summary.
+
+    Every argument is checked (space, strategy and its parameters, budget against the space and
+    the strategy's initial sample, the table) before anything is written; then ``output`` is
+    claimed for the whole call (:func:`nascore.run.claim_folder`: a folder of another
+    configuration is refused untouched, a second process on it gets a UserError naming the
+    PID of the first)."""
     params = dict(params or {})
     space_obj = get_space(space)
     strategy_class(strategy)  # name check before any file is touched
@@ -73,7 +79,14 @@ def benchmark_search(*, space: str, strategy: str, budget: str | Budget, seeds: 
     if budget.queries is not None and budget.queries < need:
         raise UserError(f"budget of {budget.queries} queries is smaller than {strategy}'s initial sample ({need})")
     out = Path(output)
-    check_or_write_config(out, {**base, "seeds": seeds})
+    with claim_folder(out, {**base, "seeds": seeds}):  # one writer: a second process is refused (its PID named)
+        return _run_seeds(out, base, seeds, strategy, space_obj, evaluator, budget, params, table, progress)
+
+
+def _run_seeds(out: Path, base: dict, seeds: list, strategy: str, space_obj, evaluator, budget: Budget,
+               params: dict, table, progress: bool) -> dict:
+    """The seeds of :func:`benchmark_search` and the summary files, in the claimed folder ``out``."""
+    space, dataset, fidelity = base["space"], base["dataset"], base["fidelity"]
     results = []
     prog = _progress() if progress else nullcontext()
     with prog as p:
