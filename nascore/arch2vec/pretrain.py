@@ -28,6 +28,13 @@ The default folder is ``user_cache_root()/arch2vec/<space>[-gae]`` (:func:`defau
 :func:`load_embeddings` loads (or computes and caches) the embeddings for a model, pretraining
 with the defaults first when asked and the model is missing.
 
+One writer per output folder: :func:`pretrain` checks ``output`` (a folder, or creatable; none of
+the files above a non-file) and takes its lock (:func:`nascore.lock.folder_lock`) *before* it
+builds the data or trains, so an unusable ``--output`` or one another process is writing is a
+one-line error at once rather than after the training. The automatic pretraining of
+:func:`load_embeddings` waits for a process already pretraining into the model folder and then
+uses its model.
+
 >>> import tempfile
 >>> from nascore.spaces import get_space
 >>> out = pretrain(get_space("nb201"), epochs=1, hidden=16, max_archs=256, output=tempfile.mkdtemp(),
@@ -40,9 +47,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -51,15 +61,38 @@ from nascore.arch2vec import metrics as M
 from nascore.arch2vec.vgae import LOSS_FORMS, VGAE, pad_positions
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_json
+from nascore.lock import folder_lock
 from nascore.paths import user_cache_root
 
 FORMAT = "nascore-arch2vec-v1"
 #: published pretraining settings (Yan et al. 2020, code release): epochs per space
 DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10, "darts-cell": 10}
+#: the files :func:`pretrain` writes into its output folder
+OUTPUT_FILES = ("model.pt", "gin_encoder.pt", "metrics.json", "embeddings.npz")
 
 
 def default_model_dir(space_name: str, variational: bool = True) -> Path:
+    """The model folder the strategies look in: ``user_cache_root()/arch2vec/<space>[-gae]``."""
     return user_cache_root() / "arch2vec" / (space_name if variational else f"{space_name}-gae")
+
+
+@contextmanager
+def claimed_output(output, *, wait: bool = False) -> Iterator[Path]:
+    """Check ``output`` and hold its folder lock for the block (the folder is created).
+
+    A file where the folder should be, or a non-file (a folder, say) where one of
+    :data:`OUTPUT_FILES` goes, is a :class:`UserError`; so is a folder another process is writing
+    (``wait=False``, the lock's one-line message with its PID) -- with ``wait=True`` that process
+    is waited for instead. A folder that cannot be created is the ``OSError`` of ``mkdir``."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise UserError(f"arch2vec output {output} exists and is not a folder; choose another --output")
+    for name in OUTPUT_FILES:
+        if (output / name).exists() and not (output / name).is_file():
+            raise UserError(f"arch2vec output {output / name} exists and is not a file; choose another --output")
+    with folder_lock(output, what="arch2vec output folder", wait=wait,
+                     on_wait=lambda m: print(f"{m}; waiting for it", file=sys.stderr, flush=True)):
+        yield output
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -255,6 +288,7 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
     infinite one). ``max_archs``: train (and hold out) on a seeded random sample of that many of
     them; the embeddings still cover all of ``data``. ``kl_weight`` None: the loss form's default
     (released: 1/(batch x nodes)); ``clip`` None: no gradient clipping.
+    ``output`` is checked and locked (:func:`claimed_output`) before anything is built or trained.
     Returns the ``metrics.json`` dict plus ``"output"``.
     """
     if epochs is None:
@@ -271,7 +305,18 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
         raise UserError(f"loss form must be one of {', '.join(LOSS_FORMS)}, got {loss_form!r}")
     if max_archs is not None and max_archs < 2:
         raise UserError(f"max_archs must be >= 2, got {max_archs}")
-    output = Path(output)
+    with claimed_output(output):  # an unusable or busy --output is refused before the training
+        return _pretrain_locked(space, Path(output), epochs=epochs, batch_size=batch_size, lr=lr,
+                                kl_weight=kl_weight, hidden=hidden, layers=layers, latent=latent,
+                                variational=variational, dropout=dropout, clip=clip, loss_form=loss_form, seed=seed,
+                                holdout=holdout, max_archs=max_archs, samples=samples,
+                                quality_samples=quality_samples, progress=progress, data=data)
+
+
+def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, hidden, layers, latent, variational,
+                     dropout, clip, loss_form, seed, holdout, max_archs, samples, quality_samples, progress,
+                     data) -> dict:
+    """:func:`pretrain` (arguments checked) with the lock of ``output`` held."""
     t0 = time.perf_counter()
     if data is None:
         finite = space.size is not None
@@ -369,7 +414,8 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
     ``model``: a ``model.pt`` path (default ``default_model_dir(space.name)/model.pt``). Embeddings
     are read from ``embeddings.npz`` beside it when its digest matches the model, else computed for
     the whole space and cached there (atomically). A missing default model is pretrained first
-    (published settings) when ``pretrain_if_missing``; a missing explicit path is an error.
+    (published settings) when ``pretrain_if_missing``, under the model folder's lock: a process
+    already pretraining there is waited for and its model used; a missing explicit path is an error.
     For a constrained wrapper pass its unconstrained ``space.inner`` (the strategies do).
     """
     if space.size is None:
@@ -380,7 +426,9 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
         if model is not None or not pretrain_if_missing:
             raise UserError(f"arch2vec model {path} not found (create it with "
                             f"`nascore arch2vec pretrain --space {space.name} --output {path.parent}`)")
-        pretrain(space, output=path.parent, progress=progress)
+        with claimed_output(path.parent, wait=True):
+            if not path.exists():  # not pretrained meanwhile by the process waited for
+                pretrain(space, output=path.parent, progress=progress)
     digest = file_digest(path)
     ck_key = (str(path.resolve()), digest)
     if ck_key in _EMB_CACHE:

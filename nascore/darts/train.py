@@ -24,7 +24,11 @@ and α are initialised from it, each epoch's batch order/augmentation and ES noi
 ``(seed, epoch)``. So a run killed at any point and started again with the same command resumes
 from the last finished epoch and ends with the same result as an uninterrupted run (bitwise on
 CPU with a fixed thread count). A folder holding another configuration is refused
-(:func:`nascore.run.check_or_write_config`).
+(:func:`nascore.run.check_config`) before the images are loaded, and the folder is claimed for the
+whole search (:func:`nascore.run.claim_folder`): a second process on it (another ``nascore darts
+search`` / ``nascore egnas search`` with the same ``--output``) is refused with one line naming the
+folder and the first process's PID. ``nascore darts train`` folders (:func:`train_genotype`) are
+checked and claimed the same way.
 
 ``result.json``: ``method``, ``space``, ``genotype`` (darts) or ``arch`` + ``test_accuracy`` /
 ``valid_accuracy_bench`` looked up in the NAS-Bench-201 table (nb201), the last supernet
@@ -54,7 +58,8 @@ import torch.nn.functional as F
 
 from nascore.errors import UserError
 from nascore.io import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl, atomic_write_text
-from nascore.run import check_or_write_config
+from nascore.lock import busy_error
+from nascore.run import check_config, claim_folder
 
 METHODS = ("egnas", "darts")
 #: per method: warm-up epochs before α moves (EG-NAS paper: 15 of 50; DARTS: none) and the weight
@@ -326,6 +331,7 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     from nascore.darts.supernet import build_supernet
 
     dev = check_device(device)
+    check_free(output, cfg, "search folder")  # refused before the images are loaded
     x, y = _load_images(cfg, data, images)
     task = CifarSearchTask(cfg, x, y, dev, bench_data=bench_data, data=data)
     net = build_supernet(cfg["space"], C=cfg["C"], layers=cfg["layers"], num_classes=task.n_classes, K=cfg["K"],
@@ -333,6 +339,23 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     if cfg["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)
+
+
+def check_free(output, cfg: dict, what: str) -> None:
+    """Refuse ``output`` early (a :class:`UserError`, nothing written) when it belongs to another
+    configuration or another process is writing it; the authoritative check is repeated under
+    the folder's lock (:func:`nascore.run.claim_folder`)."""
+    out = Path(output)
+    try:
+        check_config(out, cfg, what)
+    except UserError:
+        busy = busy_error(out, what)  # half-written by a run in progress: say so, not "not a run folder"
+        if busy is not None:
+            raise busy from None
+        raise
+    busy = busy_error(out, what)
+    if busy is not None:
+        raise busy
 
 
 def check_device(device) -> torch.device:
@@ -354,11 +377,19 @@ def supernet_search_loop(cfg: dict, output, net, task: SearchTask, *, device="cp
     whole ``cfg`` is the run's identity in ``config.json``. Any other randomness inside the
     network (dropout) comes from the global torch RNG, re-seeded from ``(seed, epoch)`` at the
     start of every epoch (the caller's RNG state is restored on return), so resuming stays exact.
+    ``output`` is claimed for the whole loop (:func:`nascore.run.claim_folder`; re-entered when
+    the caller already holds its lock): a second process on it gets a one-line UserError.
     Returns the ``result.json`` dict (:meth:`SearchTask.result`).
     """
     out = Path(output)
-    dev = torch.device(device)
-    check_or_write_config(out, cfg)
+    # one writer: a second process is refused (its PID named); re-entered when the caller holds it
+    with claim_folder(out, cfg, what="search folder"):
+        return _search_locked(cfg, out, net, task, torch.device(device), progress, on_epoch)
+
+
+def _search_locked(cfg: dict, out: Path, net, task: SearchTask, dev: torch.device, progress: bool,
+                   on_epoch) -> dict:
+    """:func:`supernet_search_loop` under the folder's lock, with ``config.json`` in place."""
     primitives = net.ops_set.primitives
     opt = torch.optim.SGD(net.weight_parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
@@ -526,20 +557,31 @@ def train_config(*, genotype: str, dataset: str = "cifar10", epochs: int = 600, 
 def train_genotype(cfg: dict, output, *, data=None, device: str = "cpu", progress: bool = True, images=None,
                    test_images=None) -> dict:
     """Train (or resume) the evaluation network of ``cfg["genotype"]`` on the training set and test it
-    on the test set after every epoch; per-epoch atomic checkpoint, ``log.jsonl``, ``result.json``."""
-    from nascore.data.cifar import MEAN, STD, DeviceLoader, load_cifar
-    from nascore.darts.evalnet import EvalNet
+    on the test set after every epoch; per-epoch atomic checkpoint, ``log.jsonl``, ``result.json``.
+
+    The folder is claimed for the whole training (:func:`nascore.run.claim_folder`): another
+    configuration's folder is refused before the images are loaded, a second process on it is
+    refused with one line naming the holder's PID."""
+    from nascore.data.cifar import load_cifar
 
     out = Path(output)
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    dev = check_device(device)
+    check_free(out, cfg, "training folder")  # refused before the images are loaded
     if images is None:
         x, y, _ = load_cifar(cfg["dataset"], data, "train")
         xt, yt, _ = load_cifar(cfg["dataset"], data, "test")
     else:
         (x, y), (xt, yt) = images, test_images
-    check_or_write_config(out, cfg)
+    # one writer: a second process is refused (its PID named) for the whole training
+    with claim_folder(out, cfg, what="training folder"):
+        return _train_locked(cfg, out, dev, x, y, xt, yt, progress)
+
+
+def _train_locked(cfg: dict, out: Path, dev: torch.device, x, y, xt, yt, progress: bool) -> dict:
+    """:func:`train_genotype` under the folder's lock, with ``config.json`` in place."""
+    from nascore.data.cifar import MEAN, STD, DeviceLoader
+    from nascore.darts.evalnet import EvalNet
+
     if cfg["subset"]:
         x, y = x[:cfg["subset"]], y[:cfg["subset"]]
     if cfg["test_subset"]:
