@@ -49,6 +49,7 @@ from nascore.arch2vec import metrics as M  # noqa: E402
 from nascore.arch2vec.pretrain import (_str_keys, default_model_dir, embed_all, load_model, pretrain,  # noqa: E402
                                        space_dataset)
 from nascore.io import atomic_write_json, read_json  # noqa: E402
+from nascore.report import save_figure  # noqa: E402
 from nascore.spaces import get_space  # noqa: E402
 from nascore.spaces.base import SearchSpace  # noqa: E402
 
@@ -112,10 +113,7 @@ def tsne_plot(space, emb: np.ndarray, keys, path: Path, seed: int = 0) -> dict:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)  # atomic, unique temporary name
     return {"png": str(path.relative_to(RESULTS.parent.parent)), "tsne_seconds": secs}
 
 

@@ -39,7 +39,7 @@ from nascore.benchmarks.nb201 import NB201Table  # noqa: E402
 from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.evaluation import Result, TabularEvaluator  # noqa: E402
 from nascore.io import atomic_write_json, read_json  # noqa: E402
-from nascore.report import curve_array, plot_curves, summarize_seeds  # noqa: E402
+from nascore.report import curve_array, plot_curves, save_figure, summarize_seeds, y_limits  # noqa: E402
 from nascore.run import Budget, run_search  # noqa: E402
 from nascore.spaces import get_space  # noqa: E402
 from nascore.strategies import get_strategy  # noqa: E402
@@ -209,6 +209,7 @@ def _plot_time(curves: dict, path: Path, title: str, optimum: float, seconds: fl
 
     grid = np.linspace(0, seconds, 201)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    means = []
     for label, runs in curves.items():
         arr = np.full((len(runs), len(grid)), np.nan)
         for i, r in enumerate(runs):
@@ -217,19 +218,17 @@ def _plot_time(curves: dict, path: Path, title: str, optimum: float, seconds: fl
             k = np.searchsorted(t, grid, side="right") - 1
             arr[i] = np.where(k >= 0, v[np.clip(k, 0, None)], np.nan)
         mean = np.nanmean(arr, 0)
+        means.append(mean)
         ax.plot(grid, mean, label=f"{label} (n={len(runs)})")
     ax.axhline(optimum, color="k", ls="--", lw=0.8, label=f"optimum {optimum:.2f}")
     ax.set_xlabel("simulated training seconds")
     ax.set_ylabel("test accuracy of best-by-validation (%)")
     ax.set_title(title)
-    ax.set_ylim(91.5, optimum + 0.5)
+    ax.set_ylim(*(y_limits(means, optimum) or (0, 100)))  # every point of every curve shown
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)  # atomic, unique temporary name
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from nascore.io import atomic_write_json, read_json  # noqa: E402
+from nascore.report import save_figure  # noqa: E402
 
 METHODS = ("dcl", "dcl-no-pretrain", "gin-mse", "path-mlp")
 _STATE = {}
@@ -158,11 +159,7 @@ def _plot(summary, sizes, trials) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = RESULTS / "dcl_predictor.png"
-    tmp = path.with_name(".dcl_predictor.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, RESULTS / "dcl_predictor.png")  # atomic, unique temporary name
 
 
 if __name__ == "__main__":

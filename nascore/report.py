@@ -72,19 +72,61 @@ def curve_array(results: Sequence[dict], column: int = 3, length: int | None = N
     return arr
 
 
+def y_limits(lines: Sequence, optimum: float | None = None, pad: float = 0.04) -> tuple[float, float] | None:
+    """``(low, high)`` of a y-axis that shows every finite point of every line in ``lines`` (the
+    first queries of a search curve included, however low) and the ``optimum`` line, with ``pad``
+    of the span added on each side; None when nothing is finite. Standard-deviation bands are not
+    lines: an outlying band may leave the axes rather than squash the curves.
+
+    >>> y_limits([[80.0, 90.0, 93.0], [85.0, 94.0]], optimum=95.0)
+    (79.4, 95.6)
+    """
+    parts = [np.asarray(line, dtype=float).ravel() for line in lines]
+    if optimum is not None:
+        parts.append(np.array([optimum], dtype=float))
+    vals = np.concatenate(parts) if parts else np.array([])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return None
+    lo, hi = float(vals.min()), float(vals.max())
+    span = (hi - lo) or max(abs(hi) * 0.01, 0.5)
+    return round(lo - pad * span, 6), round(hi + pad * span, 6)
+
+
+def save_figure(fig, path) -> Path:
+    """Write the matplotlib figure ``fig`` to the PNG ``path`` and close it.
+
+    Rendered in memory, then written atomically under a unique temporary name
+    (:func:`nascore.io.atomic_write_bytes`): a reader sees the old figure or the new one, and two
+    writers (or a stale temporary file of a killed run) never share a temporary file."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 def plot_curves(curves: Mapping[str, Sequence[dict]], path, title: str = "", optimum: float | None = None,
                 ylabel: str = "test accuracy of best-by-validation (%)") -> Path:
-    """Plot mean ± std curves per label into the PNG ``path`` (written atomically: a reader sees
-    the old figure or the new one, and concurrent writers never share a temporary file)."""
+    """Plot mean ± std curves per label into the PNG ``path`` (written atomically by
+    :func:`save_figure`). The y-axis shows every point of every mean curve, from the first query
+    on, and the optimum (:func:`y_limits`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    means = []
     for label, results in curves.items():
         arr = curve_array(results)
         mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
+        means.append(mean)
         x = np.arange(1, arr.shape[1] + 1)
         ax.plot(x, mean, label=f"{label} (n={arr.shape[0]})")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
@@ -93,15 +135,10 @@ def plot_curves(curves: Mapping[str, Sequence[dict]], path, title: str = "", opt
     ax.set_xlabel("queries")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    lo = [np.nanpercentile(curve_array(r)[:, -1], 5) for r in curves.values()]
-    if lo and optimum is not None:
-        ax.set_ylim(min(lo) - 1.5, optimum + 0.5)
+    limits = y_limits(means, optimum)
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()  # rendered in memory, then written atomically under a unique temporary name
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_figure(fig, path)

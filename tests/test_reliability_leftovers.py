@@ -184,3 +184,61 @@ def test_automatic_pretraining_waits_for_the_process_pretraining_and_uses_its_mo
     keys, emb = got[0]
     assert len(keys) == space.size and emb.shape == (space.size, 16)
     assert read_json(made / "metrics.json")["train"]["n_architectures"] == 200
+
+
+# --------------------------------------------------------------------------- benchmark figures
+
+def _benchmark(name: str, monkeypatch):
+    """Import ``benchmarks/<name>.py`` as a module (its folder on sys.path, as when run)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def _trajectory(values):
+    return {"trajectory": [[i + 1, 100.0 * (i + 1), v - 3, v] for i, v in enumerate(values)]}
+
+
+def test_benchmark_figures_are_written_atomically_under_unique_names(tmp_path, monkeypatch):
+    # the old fixed names: a stale (here: undeletable) ".X.tmp.png" broke every later save
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    dcl = _benchmark("dcl_predictor", monkeypatch)
+    monkeypatch.setattr(dcl, "RESULTS", results)
+    (results / ".dcl_predictor.tmp.png").mkdir()
+    stat = {"kendall_tau": {"mean": 0.5, "std": 0.1}}
+    dcl._plot({"20": {m: stat for m in dcl.METHODS}, "50": {m: stat for m in dcl.METHODS}}, [20, 50], 2)
+    assert (results / "dcl_predictor.png").read_bytes()[:4] == b"\x89PNG"
+
+    search = _benchmark("arch2vec_search", monkeypatch)
+    (results / ".time.png.tmp.png").mkdir()
+    curves = {"random": [_trajectory([80.0, 90.0, 93.0])], "evolution": [_trajectory([85.0, 94.0])]}
+    search._plot_time(curves, results / "time.png", "t", optimum=94.37, seconds=400.0)
+    assert (results / "time.png").read_bytes()[:4] == b"\x89PNG"
+
+    pre = _benchmark("arch2vec_pretrain", monkeypatch)
+    monkeypatch.setattr(pre, "RESULTS", results)
+
+    class FakeTable:  # the real NB-201 table is not needed to test the save
+        def query(self, key, fidelity):
+            return {"valid_accuracy": 90.0}
+
+    class FakeTSNE:
+        def __init__(self, **kwargs):
+            pass
+
+        def fit_transform(self, emb):
+            return emb[:, :2]
+
+    import sklearn.manifold
+
+    from nascore.benchmarks.nb201 import NB201Table
+
+    monkeypatch.setattr(NB201Table, "load", classmethod(lambda cls, *a, **k: FakeTable()))
+    monkeypatch.setattr(sklearn.manifold, "TSNE", FakeTSNE)
+    (results / ".tsne.png.tmp.png").mkdir()
+    emb = torch.randn(50, 4).numpy()
+    pre.tsne_plot(None, emb, [str(k) for k in range(50)], results / "tsne.png")
+    assert (results / "tsne.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in results.iterdir() if p.is_file()) == ["dcl_predictor.png", "time.png", "tsne.png"]
