@@ -91,6 +91,33 @@ class Budget:
         return {"queries": self.queries, "seconds": self.seconds}
 
 
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def config_diff(old, new, prefix: str = "") -> list[str]:
+    """The differing keys of two configurations, nested dicts followed down to the differing
+    leaves (dotted names), each as ``"key: OLD there, NEW now"`` with long values shortened, so a
+    refusal names what changed instead of printing two whole dicts.
+
+    >>> config_diff({"seed": 0, "final": {"epochs": 1, "lr": 0.1}}, {"seed": 0, "final": {"epochs": 2, "lr": 0.1}})
+    ['final.epochs: 1 there, 2 now']
+    >>> config_diff({"a": 1}, {"b": 1})
+    ['a: 1 there, (missing) now', 'b: (missing) there, 1 now']
+    """
+    out = []
+    missing = object()
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, missing), new.get(k, missing)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            shown = ["(missing)" if v is missing else _short_repr(v) for v in (a, b)]
+            out.append(f"{prefix}{k}: {shown[0]} there, {shown[1]} now")
+    return out
+
+
 def check_config(out_dir: Path, config: dict, what: str = "output folder") -> bool:
     """Refuse (UserError) a folder that belongs to another configuration; write nothing.
 
@@ -110,10 +137,10 @@ def check_config(out_dir: Path, config: dict, what: str = "output folder") -> bo
         except (ValueError, OSError):
             raise UserError(f"{path} is not valid JSON; refusing to reuse {out_dir}") from None
         if old != config:
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            k = diff[0]
-            raise UserError(f"{what} {out_dir} belongs to a different configuration "
-                            f"({k}: {old.get(k)!r} there, {config.get(k)!r} now); choose another --output")
+            diffs = config_diff(old, config)
+            shown = "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more" if len(diffs) > 3 else "")
+            raise UserError(f"{what} {out_dir} belongs to a different configuration ({shown}); "
+                            "choose another --output")
         return True
     if out_dir.is_dir() and any(p.name != ".DS_Store" and not is_lock_file(p.name) for p in out_dir.iterdir()):
         raise UserError(f"{what} {out_dir} is not empty and holds no config.json; choose another --output")

@@ -37,3 +37,34 @@ def test_y_limits_cover_every_line_and_the_optimum():
     assert y_limits([[np.nan]]) is None
     lo, hi = y_limits([[5.0, 5.0]])
     assert lo < 5.0 < hi
+
+
+# --------------------------------------------------------------------------- configuration mismatch
+
+def test_a_different_configuration_names_the_differing_nested_keys_only(tmp_path):
+    from nascore.errors import UserError
+    from nascore.run import check_config, check_or_write_config
+
+    train = {"epochs": 1, "batch_size": 256, "lr": 0.002, "augment": "scale,wander,noise,shift,stretch"}
+    check_or_write_config(tmp_path, {"method": "random", "final": train, "fidelity": train, "seed": 0})
+    with pytest.raises(UserError) as e:
+        check_config(tmp_path, {"method": "random", "final": {**train, "epochs": 2}, "fidelity": train, "seed": 0})
+    msg = str(e.value)
+    assert "final.epochs: 1 there, 2 now" in msg
+    assert "{" not in msg and "batch_size" not in msg and "augment" not in msg  # no whole dicts
+
+
+def test_cli_ecg_search_with_a_changed_option_names_the_option(monkeypatch, tmp_path, capsys):
+    from ecg_fakes import install_fake_loader
+
+    from ecgnas.cli import main as ecg_main
+
+    install_fake_loader(monkeypatch, per_record=40)
+    out = tmp_path / "run"
+    base = ["search", "--method", "random", "--budget", "2", "--output", str(out), "--quiet", "--baseline", "none",
+            "--search-epochs", "1", "--search-samples", "256", "--samples-per-epoch", "256"]
+    assert ecg_main(base + ["--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert ecg_main(base + ["--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "final.epochs: 1 there, 2 now" in err and "{" not in err and err.count("\n") == 1
