@@ -301,4 +301,8 @@ class ECGEvaluator:
         score = float(metrics["val_macro_f1"])
         if not math.isfinite(score):
             score = 0.0
-        return Result(score=score, metrics=metrics, cost=round(time.perf_counter() - t0, 3))
+        # an undefined statistic (0/0, e.g. the F1 of a class absent from the hold-out) is None in
+        # the history and the cache, as in every ecgnas metrics file: strict JSON refuses NaN
+        from ecgnas.metrics import json_clean
+
+        return Result(score=score, metrics=json_clean(metrics), cost=round(time.perf_counter() - t0, 3))

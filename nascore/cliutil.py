@@ -3,16 +3,23 @@
 A command module exposes ``register(subparsers)`` which adds its sub-command and sets
 ``func=<callable(args) -> int | None>``. :func:`run` parses, dispatches, and turns a
 :class:`~nascore.errors.UserError` into a one-line ``error: ...`` on stderr with exit code 2.
+
+Command modules only parse; the checks they need live here and in :mod:`nascore.validate`:
+:func:`parse_seeds`, :func:`parse_key_values` (``--param`` / ``--hparam``) and
+:func:`check_options` (ranges of numeric options, e.g. ``--epochs``, ``--threads``, ``--lr``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import math
 import sys
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from nascore.errors import UserError
+from nascore.validate import MAX_SEED, MAX_SEEDS, Bounds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +51,13 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-49"`` -> 0..49, ``"1,3,5"`` -> [1, 3, 5], ``"7"`` -> [7]."""
-    seeds: list[int] = []
+    """``"0-49"`` -> 0..49, ``"1,3,5"`` -> [1, 3, 5], ``"7"`` -> [7]; sorted, without repeats.
+
+    Each seed is in ``[0, MAX_SEED]`` and at most ``MAX_SEEDS`` are selected; a range is sized
+    before it is expanded, so ``0-1000000000`` is a one-line error, not a ``MemoryError``.
+    """
+    seeds: set[int] = set()
+    shown = text if len(text) <= 60 else text[:57] + "..."
     try:
         for part in text.split(","):
             part = part.strip()
@@ -54,11 +66,78 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
-                seeds.extend(range(lo, hi + 1))
+                bounds = (lo, hi)
             else:
-                seeds.append(int(part))
-    except ValueError:
-        raise UserError(f"--seeds: cannot read {text!r} (use e.g. 0-49 or 1,2,3)") from None
-    if any(s < 0 for s in seeds):
-        raise UserError(f"--seeds: seeds must be >= 0, got {text!r}")
-    return sorted(set(seeds))
+                bounds = (int(part), int(part))
+            if bounds[0] < 0 or bounds[1] > MAX_SEED:
+                raise UserError(f"--seeds: seeds must be in 0..{MAX_SEED}, got {shown!r}")
+            if bounds[1] - bounds[0] + 1 > MAX_SEEDS:  # sized before it is expanded
+                raise UserError(f"--seeds: {shown!r} selects more than {MAX_SEEDS:,} seeds")
+            seeds.update(range(bounds[0], bounds[1] + 1))
+            if len(seeds) > MAX_SEEDS:
+                raise UserError(f"--seeds: {shown!r} selects more than {MAX_SEEDS:,} seeds")
+    except ValueError as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"--seeds: cannot read {shown!r} (use e.g. 0-49 or 1,2,3)") from None
+    return sorted(seeds)
+
+
+def _reject_constant(name: str):
+    raise ValueError(name)  # NaN / Infinity are not JSON: the text stays a string
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e999: a float too large is no number either
+        raise ValueError(text)
+    return v
+
+
+def parse_key_values(items: Sequence[str] | None, option: str = "--param") -> dict[str, Any]:
+    """``["population=20", "pretrain=false", "model=a.pt"]`` -> ``{"population": 20, "pretrain":
+    False, "model": "a.pt"}``.
+
+    Values are read as JSON (numbers, ``true``/``false``, ``null``, lists, objects); Python's
+    ``True``/``False`` also work; anything else (including ``NaN``, ``Infinity`` and ``1e999``,
+    which are no finite JSON numbers) stays a string, for the receiver to accept or refuse. A missing ``=``, an empty
+    key, a key given twice or a value nested too deeply is a one-line :class:`UserError`.
+
+    >>> parse_key_values(["depth=6", "use_rr=False", "name=x", 'p={"a": [1]}'])
+    {'depth': 6, 'use_rr': False, 'name': 'x', 'p': {'a': [1]}}
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"{option}: expected KEY=VALUE, got {_short(item)}")
+        if key in out:
+            raise UserError(f"{option}: {key!r} is given twice")
+        raw = raw.strip()
+        if raw in ("True", "False"):
+            val: Any = raw == "True"
+        else:
+            try:
+                val = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+            except RecursionError:
+                raise UserError(f"{option}: the value of {key!r} is nested too deeply") from None
+            except ValueError:
+                val = raw
+        out[key] = val
+    return out
+
+
+def check_options(args: argparse.Namespace, bounds: Mapping[str, Bounds]) -> None:
+    """Check numeric options after parsing: ``bounds`` maps an attribute of ``args`` (``"epochs"``)
+    to its :class:`~nascore.validate.Bounds`; a value outside (or ``nan``/``inf``) is a one-line
+    :class:`UserError` naming the option (``--epochs=0: expected an integer in [1, 100000]``).
+    None (an option left at a None default) is not checked."""
+    for name, b in bounds.items():
+        value = getattr(args, name)
+        if value is not None:
+            b.check("--" + name.replace("_", "-"), value)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -21,3 +21,8 @@ class UserError(ValueError):
 
 class DataMissingError(UserError):
     """A dataset or benchmark file is not where it was looked for; the message says how to get it."""
+
+
+class NonFiniteError(UserError):
+    """A NaN or infinite number was about to be written to a JSON file (:mod:`nascore.jsonsafe`);
+    the message names the file and the place of the value."""

@@ -31,6 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from nascore.jsonsafe import dumps
+
 _log = logging.getLogger("nascore")
 
 
@@ -62,7 +64,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    atomic_write_text(path, dumps(obj, path=path, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -79,7 +81,7 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(rec, default=_jsonable) + "\n" for rec in records).encode("utf-8")
+    data = "".join(dumps(rec, path=path, default=_jsonable) + "\n" for rec in records).encode("utf-8")
     with open(path, "ab+") as f:
         size = f.seek(0, os.SEEK_END)
         good = complete_length(f, size)

@@ -22,7 +22,8 @@ from nascore.io import atomic_write_json, atomic_write_text
 from nascore.report import markdown_table, plot_curves, summarize_seeds
 from nascore.run import Budget, claim_folder, run_search
 from nascore.spaces import get_space
-from nascore.strategies import get_strategy, strategy_class
+from nascore.strategies import get_strategy, strategy_params
+from nascore.validate import check_seeds, parse_budget
 
 TABULAR_SPACES = ("nb201", "nb101")
 
@@ -59,18 +60,18 @@ def benchmark_search(*, space: str, strategy: str, budget: str | Budget, seeds: 
     claimed for the whole call (:func:`nascore.run.claim_folder`: a folder of another
     configuration is refused untouched, a second process on it gets a UserError naming the
     PID of the first)."""
-    params = dict(params or {})
     space_obj = get_space(space)
-    strategy_class(strategy)  # name check before any file is touched
-    budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
-    seeds = list(seeds)
+    params = strategy_params(strategy, params)  # name, types and ranges checked before any file is touched
+    budget = budget if isinstance(budget, Budget) else parse_budget(budget)
+    seeds = check_seeds(seeds)
     if not seeds:
         raise UserError("--seeds selects no seed")
     table = table if table is not None else load_table(space, dataset, data)
     fidelity = table.default_fidelity() if fidelity is None else int(fidelity)
     evaluator = TabularEvaluator(space_obj, table, fidelity)
     if budget.seconds is not None and not table.cost_column_available(fidelity):
-        raise UserError(f"{table.path}: no training-time column for fidelity {fidelity}, so the budget must count queries")
+        raise UserError(f"{table.path}: no training-time column for fidelity {fidelity} "
+                        "(or one with empty cells), so the budget must count queries")
     if budget.queries is not None and space_obj.size is not None and budget.queries > space_obj.size:
         raise UserError(f"budget of {budget.queries} queries exceeds the {space} space ({space_obj.size} architectures)")
     base = {"space": space, "dataset": dataset, "strategy": strategy, "params": params, "fidelity": fidelity,

@@ -17,6 +17,15 @@ from __future__ import annotations
 
 import sys
 
+from nascore.cliutil import check_options
+from nascore.validate import integer
+
+from ecgnas.commands.train import COMMON_BOUNDS
+
+#: ranges of the numeric options of ``baseline random-search`` (checked before anything runs)
+BASELINE_BOUNDS = {**COMMON_BOUNDS, "trials": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
+                   "search_samples": integer(1, 100_000_000), "ensemble": integer(1, 20)}
+
 
 def register(subparsers) -> None:
     from ecgnas.evaluator import DEFAULT_FIDELITY
@@ -62,6 +71,7 @@ def main(args) -> int:
     from ecgnas.evaluator import default_fidelity
     from ecgnas.search import ecg_search, final_schedule
 
+    check_options(args, BASELINE_BOUNDS)
     runtime = dict(device=args.device, num_threads=args.threads)
     fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
     final = dataclasses.replace(final_schedule(), epochs=args.epochs, patience=args.patience or None,

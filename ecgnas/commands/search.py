@@ -20,9 +20,18 @@ from __future__ import annotations
 
 import sys
 
+from nascore.cliutil import check_options, parse_key_values
 from nascore.errors import UserError
+from nascore.validate import integer, number
 
-from ecgnas.commands.train import parse_hparams
+from ecgnas.commands.train import COMMON_BOUNDS
+
+#: ranges of the numeric options of ``ecgnas search`` (checked before anything runs or is written)
+SEARCH_BOUNDS = {**COMMON_BOUNDS, "budget": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
+                 "search_samples": integer(1, 100_000_000), "ensemble": integer(1, 20), "workers": integer(1, 4096),
+                 "gpus_per_task": number(0, 1024), "supernet_epochs": integer(1, 100_000),
+                 "supernet_warmup": integer(0, 100_000), "max_params": number(0, lo_open=True),
+                 "max_flops": number(0, lo_open=True), "max_latency_ms": number(0, lo_open=True)}
 
 
 def register(subparsers) -> None:
@@ -94,23 +103,19 @@ def register(subparsers) -> None:
     r.set_defaults(func=report_main)
 
 
-def _positive(name: str, v, allow_zero: bool = False):
-    if v is None:
-        return None
-    if v < 0 or (v == 0 and not allow_zero):
-        raise UserError(f"--{name}: must be positive, got {v}")
-    return v
-
-
 def main(args) -> int:
     import dataclasses
 
-    from ecgnas.evaluator import default_fidelity
-    from ecgnas.search import CONSTRAINTS, ecg_search, final_schedule
+    from nascore.strategies import strategy_params
 
-    for name in ("budget", "search_epochs", "search_samples", "epochs", "threads"):
-        _positive(name.replace("_", "-"), getattr(args, name))
-    cons = {c: _positive(c.replace("_", "-"), getattr(args, c)) for c in CONSTRAINTS}
+    from ecgnas.evaluator import default_fidelity
+    from ecgnas.search import CONSTRAINTS, METHODS, ecg_search, final_schedule
+
+    check_options(args, SEARCH_BOUNDS)
+    cons = {c: getattr(args, c) for c in CONSTRAINTS}
+    params = parse_key_values(args.param, "--param")
+    if args.method != "eg-nas":  # types and ranges checked before the run folder is written
+        params = strategy_params(METHODS[args.method], params)
     runtime = dict(device=args.device, num_threads=args.threads)
     fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
     spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
@@ -129,7 +134,7 @@ def main(args) -> int:
     res = ecg_search(args.output, method=args.method, space=args.space, budget=args.budget, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, constraints=cons,
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
-                     strategy_params=parse_hparams(args.param), supernet=supernet, baseline=baseline,
+                     strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
                      ensemble=args.ensemble, progress=not args.quiet)
     ds2 = res["ds2"]

@@ -10,41 +10,41 @@ Example::
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
+from nascore.cliutil import check_options, parse_key_values
 from nascore.errors import UserError
+from nascore.validate import MAX_SEED, integer, number
 
 from ecgnas.augment import AUGMENTATIONS
 from ecgnas.run import DECISIONS, DONE_FILE, MEMBER_KINDS, RUN_FILES, check_output, run_identity, train_run  # noqa: F401
 from ecgnas.train import CLASS_WEIGHT_MODES, DEVICES, LOSSES, SAMPLERS, SCHEDULES, TrainConfig
 
 
-def parse_hparams(items: list[str] | None) -> dict[str, Any]:
+def parse_hparams(items: list[str] | None, option: str = "--hparam") -> dict[str, Any]:
     """``["depth=6", "use_rr=false", "dropout=0.1"]`` -> ``{"depth": 6, "use_rr": False, "dropout": 0.1}``.
 
     Values are read as JSON (numbers, ``true``/``false``, ``null``), Python's ``True``/``False``
-    also work, anything else stays a string.
+    also work, anything else stays a string (:func:`nascore.cliutil.parse_key_values`; a key
+    given twice or a missing ``=`` is a one-line error naming ``option``).
 
     >>> parse_hparams(["depth=6", "use_rr=False", "name=x"])
     {'depth': 6, 'use_rr': False, 'name': 'x'}
     """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"--hparam: expected KEY=VALUE, got {item!r}")
-        raw = raw.strip()
-        if raw in ("True", "False"):
-            val: Any = raw == "True"
-        else:
-            try:
-                val = json.loads(raw)
-            except json.JSONDecodeError:
-                val = raw
-        out[key] = val
-    return out
+    return parse_key_values(items, option)
+
+
+#: ranges of the options ``train``, ``baseline random-search`` and ``search`` share (checked before
+#: anything runs; 0 means "every beat" for the samples and "none" for the patience)
+COMMON_BOUNDS = {"epochs": integer(1, 100_000), "samples_per_epoch": integer(0, 100_000_000),
+                 "patience": integer(0, 100_000), "threads": integer(1, 1024), "seed": integer(0, MAX_SEED)}
+#: ranges of the options of ``ecgnas train`` only
+TRAIN_BOUNDS = {**COMMON_BOUNDS, "batch_size": integer(1, 65_536), "label_smoothing": number(0, 1, hi_open=True),
+                "ema": number(0, 1, lo_open=True, hi_open=True), "lr": number(0, 10, lo_open=True),
+                "weight_decay": number(0, 10), "ensemble": integer(1, 20), "folds": integer(2, 22)}
+#: longest beat window on either side of the R peak, seconds
+MAX_WINDOW_S = 5.0
 
 
 def add_train_options(p, epochs_default: int | None = None) -> None:
@@ -118,10 +118,15 @@ def parse_window(text: str | None):
 
     if text is None:
         return PrepConfig()
+    shown = text if len(text) <= 60 else text[:57] + "..."
     try:
         before, after = (float(v) for v in text.split(","))
     except ValueError:
-        raise UserError(f"--window: expected BEFORE,AFTER in seconds (e.g. 0.25,0.45), got {text!r}") from None
+        raise UserError(f"--window: expected BEFORE,AFTER in seconds (e.g. 0.25,0.45), got {shown!r}") from None
+    if not (math.isfinite(before) and math.isfinite(after) and 0 <= before <= MAX_WINDOW_S
+            and 0 < after <= MAX_WINDOW_S):
+        raise UserError(f"--window: need 0 <= BEFORE <= {MAX_WINDOW_S:g} and 0 < AFTER <= {MAX_WINDOW_S:g} "
+                        f"seconds, got {shown!r}")
     return PrepConfig(before_s=before, after_s=after)
 
 
@@ -136,6 +141,7 @@ def train_config_from_args(args, **fields) -> TrainConfig:
 
 
 def main(args) -> int:
+    check_options(args, TRAIN_BOUNDS)
     cfg = train_config_from_args(args, lr=args.lr, weight_decay=args.weight_decay, class_weight=args.class_weight,
                                  seed=args.seed)
     train_run(args.output, args.model, hparams=parse_hparams(args.hparam), train=cfg, prep=parse_window(args.window),

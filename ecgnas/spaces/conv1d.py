@@ -345,7 +345,9 @@ class ECGCellSpace(SearchSpace):
         if not sep or not head.startswith("w") or "d" not in head:
             raise UserError(f"malformed ecg-cell arch string {text!r}: expected {shape}")
         w, _, d = head[1:].partition("d")
-        if not (w.isdigit() and d.isdigit()):
+        # ASCII digits only ("²".isdigit() is true, int("²") fails) and a bounded length (int() of
+        # a 5,000-digit string raises): anything else is a malformed prefix
+        if not all(v.isascii() and v.isdigit() and len(v) <= 9 for v in (w, d)):
             raise UserError(f"malformed ecg-cell arch string {text!r}: macro prefix {head!r} "
                             f"must read w<width>d<depth>")
         groups = cell.split("+")

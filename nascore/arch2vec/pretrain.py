@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import sys
 import time
 import zipfile
@@ -363,6 +364,9 @@ def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, 
             rec = {"epoch": ep + 1, **{k: v / max(steps, 1) for k, v in tot.items()},
                    "seconds": time.perf_counter() - te,
                    "heldout_accuracy": M.reconstruction(model, test_ops, test_adj)["accuracy"]}
+            if not math.isfinite(rec["loss"]):  # before any file is written; NaN has no place in metrics.json
+                raise UserError(f"arch2vec pretraining diverged: loss {rec['loss']} in epoch {ep + 1} "
+                                f"(lower --lr, now {lr}, or clip gradients with --clip)")
             curve.append(rec)
             if p:
                 p.update(task, advance=1, description=f"arch2vec {space.name}: epoch {ep + 1} loss {rec['loss']:.4f} "

@@ -22,7 +22,10 @@ Accuracies are percent (the official API reports fractions: multiply by 100). ``
 with several operations contain commas and are quoted, as :func:`export_rows` and pandas write
 them (an unquoted one is reported, never misread). The ``arch``
 strings are canonicalised when the table is read, so a table written with any node order, or
-with dead nodes, is looked up correctly; two rows naming the same cell are an error.
+with dead nodes, is looked up correctly; two rows naming the same cell are an error. Accuracy
+columns must be filled in every row (an empty cell, ``nan`` or ``inf`` is refused naming line and
+column); ``train_seconds_<e>`` and ``params_m`` may have gaps, but a budget in seconds needs a
+complete ``train_seconds_<fidelity>``.
 
 Search signal (``fidelity`` = epochs): ``valid_acc_<fidelity>``, 108 by default; the figure
 reported is always ``test_acc_108``; simulated cost: ``train_seconds_<fidelity>``.
@@ -69,7 +72,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from nascore.benchmarks.table import CompactTable, numeric_columns
+from nascore.benchmarks.table import NONNEGATIVE_PREFIXES, CompactTable, numeric_columns
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
 from nascore.spaces.nb101 import (INPUT, MAX_NODES, OP_INDEX, OPS, OUTPUT, NB101Space, canonicalize_strings,
@@ -129,7 +132,10 @@ class NB101Table(CompactTable):
         if df.empty:
             raise UserError(f"{path}: the table has no rows")
         df = df[[c for c in REQUIRED + OPTIONAL if c in df.columns]].copy()
-        df = numeric_columns(df, path, required=REQUIRED)
+        # accuracies are read for every architecture (search signal, reported figure): no gaps;
+        # optional durations and parameter counts may be missing for some cells
+        acc = [c for c in df.columns if c.startswith(("valid_acc_", "test_acc_"))]
+        df = numeric_columns(df, path, required=REQUIRED, complete=acc)
         arch = df["arch"]
         empty = np.flatnonzero(arch.isna().to_numpy())
         if len(empty):
@@ -157,7 +163,8 @@ class NB101Table(CompactTable):
         return col
 
     def cost_column_available(self, fidelity: int) -> bool:
-        return self.has(f"train_seconds_{fidelity}")
+        """A seconds budget needs the duration of every cell (a gap would count as free)."""
+        return self.has_complete(f"train_seconds_{fidelity}")
 
     def canonical(self, arch) -> str:
         """The canonical string of ``arch`` (an :class:`~nascore.arch.Arch` or a string in any node order)."""
@@ -193,6 +200,23 @@ class NB101Table(CompactTable):
 
 
 
+def _metric_problem(column: str, value) -> str | None:
+    """Why ``value`` cannot stand in ``column`` of the table (None when it can): the same rules
+    as :func:`~nascore.benchmarks.table.numeric_columns` applies when the file is read (None: a
+    gap, allowed in the optional duration and size columns)."""
+    if value is None and not column.startswith(("valid_acc_", "test_acc_")):
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return "is not a number"
+    if not np.isfinite(value):
+        return "is not a finite number"
+    if "acc" in column and not 0 <= value <= 100:
+        return "is not a percentage in [0, 100]"
+    if column.startswith(NONNEGATIVE_PREFIXES) and value < 0:
+        return "is negative"
+    return None
+
+
 def export_rows(rows: Iterable[tuple], path: str | os.PathLike | None = None) -> str:
     """CSV text of a NAS-Bench-101 table from ``(matrix, ops, metrics)`` rows; written atomically
     to ``path`` when given.
@@ -214,8 +238,11 @@ def export_rows(rows: Iterable[tuple], path: str | os.PathLike | None = None) ->
             matrix, ops, metrics = item
         except (TypeError, ValueError):
             raise UserError(f"export_rows: row {r} must be (matrix, ops, metrics)") from None
-        m = np.asarray(matrix)
-        ops = list(ops)
+        try:
+            m = np.asarray(matrix)
+            ops = list(ops)
+        except (TypeError, ValueError):  # a ragged matrix, ops that are no sequence
+            raise UserError(f"export_rows: row {r}: matrix must be an n x n 0/1 array and ops a list of labels") from None
         n = len(ops)
         if m.ndim != 2 or m.shape != (n, n):
             raise UserError(f"export_rows: row {r}, matrix: shape {m.shape} does not match {n} ops")
@@ -235,6 +262,10 @@ def export_rows(rows: Iterable[tuple], path: str | os.PathLike | None = None) ->
         for k in REQUIRED[1:]:
             if k not in metrics:
                 raise UserError(f"export_rows: row {r}, metrics: missing {k!r}")
+        for k, v in metrics.items():
+            why = _metric_problem(k, v)
+            if why:
+                raise UserError(f"export_rows: row {r}, metrics: {k}={v!r} {why}")
         texts.append(format_cell(n, matrix_to_bits(m), ops_code(OP_INDEX[o] for o in ops[1:-1])))
         records.append(metrics)
         columns.update(metrics)

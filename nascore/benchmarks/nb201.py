@@ -17,6 +17,10 @@ column                     meaning                                              
 ``train_seconds_200``      measured seconds for all 200 epochs                      no
 =========================  =====================================================  ===========
 
+A column that is present must be filled in every row with a finite number (an empty cell, ``nan``
+or ``inf`` is refused with a one-line error naming file, line and column: one missing validation
+accuracy would otherwise become the reported best), and every ``arch`` must be a canonical string.
+
 Search signal (``fidelity``): 200 -> ``valid_acc_200``; 12 -> ``valid_acc_12`` (the NATS-Bench
 ``hp=12`` protocol). By default 200 where the table has it, else 12. Whatever the signal, the
 figure reported for the best-by-validation cell is always ``test_acc_200``.
@@ -34,13 +38,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nascore.benchmarks.table import CompactTable, numeric_columns
 from nascore.errors import DataMissingError, UserError
 from nascore.paths import find_dataset
+from nascore.spaces.nb201 import NB201Space, all_strings
+
+_all_strings = lru_cache(maxsize=1)(all_strings)
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
 REQUIRED = ("index", "arch", "test_acc_200")
@@ -54,6 +63,23 @@ def table_filename(dataset: str) -> str:
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r} for nb201 (choose from: {', '.join(DATASETS)})")
     return f"nb201-{dataset}.csv"
+
+
+def check_arch_column(arch: pd.Series, path) -> None:
+    """Every ``arch`` cell must be a canonical NAS-Bench-201 string; else a one-line error naming
+    the line (header = line 1) with the parser's reason."""
+    ok = arch.isin(_all_strings()).to_numpy()
+    if ok.all():
+        return
+    k = int(np.flatnonzero(~ok)[0])
+    text = arch.iloc[k]
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"{path}: line {k + 2}, column arch: empty")
+    try:
+        canon = NB201Space().to_string(NB201Space().from_string(text))
+    except UserError as e:
+        raise UserError(f"{path}: line {k + 2}, column arch: {e}") from None
+    raise UserError(f"{path}: line {k + 2}, column arch: {text!r} is not canonical (write {canon!r})")
 
 
 @dataclass
@@ -92,8 +118,12 @@ class NB201Table(CompactTable):
             raise UserError(f"{path}: missing required column(s) {', '.join(missing)}")
         if "valid_acc_200" not in df.columns and "valid_acc_12" not in df.columns:
             raise UserError(f"{path}: needs a validation column (valid_acc_200 or valid_acc_12)")
+        if df.empty:
+            raise UserError(f"{path}: the table has no rows")
         df = df[[c for c in REQUIRED + OPTIONAL if c in df.columns]]
-        df = numeric_columns(df, path, required=REQUIRED)
+        # the official table is complete: an empty cell in any column present is a damaged file
+        df = numeric_columns(df, path, required=REQUIRED, complete=df.columns)
+        check_arch_column(df["arch"], path)
         dup = df["arch"].duplicated()
         if dup.any():
             raise UserError(f"{path}: arch {df['arch'][dup].iloc[0]!r} appears twice")
@@ -179,5 +209,7 @@ def export_from_nats(nats_path: str | os.PathLike, dataset: str, out_csv: str | 
                                                            "test_acc_12", "params_m", "train_seconds_per_epoch",
                                                            "train_seconds_200"])
     out = Path(out_csv)
+    # the same checks as reading it back: a value the API lacks is refused now, not at search time
+    numeric_columns(df, f"{out} (export)", required=REQUIRED, complete=df.columns)
     atomic_write_text(out, df.to_csv(index=False))
     return out

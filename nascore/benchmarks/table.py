@@ -14,10 +14,21 @@ import pandas as pd
 from nascore.errors import UserError
 
 
-def numeric_columns(df: pd.DataFrame, path, required=()) -> pd.DataFrame:
-    """Parse every column but ``arch`` as numbers, with one-line errors naming line and column:
-    a non-number, an empty required cell, an accuracy outside [0, 100] or given as fractions."""
+#: columns that hold durations or sizes: never negative
+NONNEGATIVE_PREFIXES = ("train_seconds", "params_m")
+
+
+def numeric_columns(df: pd.DataFrame, path, required=(), complete=()) -> pd.DataFrame:
+    """Parse every column but ``arch`` as numbers, with one-line errors naming file, line and column.
+
+    Refused: a non-number; ``inf`` / ``-inf`` anywhere; an empty (or ``nan``) cell in a column of
+    ``required`` or ``complete`` (a column the search reads for every row, e.g. the validation
+    signal: one missing value would otherwise become ``NaN`` and the reported "best"); a negative
+    duration or parameter count; an accuracy outside [0, 100] or given as fractions. Line numbers
+    count the header as line 1.
+    """
     df = df.copy()
+    must_fill = set(required) | set(complete)
     for c in df.columns:
         if c == "arch":
             continue
@@ -25,12 +36,20 @@ def numeric_columns(df: pd.DataFrame, path, required=()) -> pd.DataFrame:
         bad = np.flatnonzero(vals.isna().to_numpy() & df[c].notna().to_numpy())
         if len(bad):
             raise UserError(f"{path}: line {bad[0] + 2}, column {c}: not a number ({df[c].iloc[bad[0]]!r})")
-        if c in required:
-            empty = np.flatnonzero(vals.isna().to_numpy())
+        v = vals.to_numpy(np.float64)
+        inf = np.flatnonzero(np.isinf(v))
+        if len(inf):
+            raise UserError(f"{path}: line {inf[0] + 2}, column {c}: {v[inf[0]]} is not a finite number")
+        if c in must_fill:
+            empty = np.flatnonzero(np.isnan(v))
             if len(empty):
-                raise UserError(f"{path}: line {empty[0] + 2}, column {c}: empty (the column is required)")
+                why = "the column is required" if c in required else "every row needs a value"
+                raise UserError(f"{path}: line {empty[0] + 2}, column {c}: empty ({why})")
+        if c.startswith(NONNEGATIVE_PREFIXES):
+            neg = np.flatnonzero(v < 0)
+            if len(neg):
+                raise UserError(f"{path}: line {neg[0] + 2}, column {c}: {v[neg[0]]} is negative")
         if "acc" in c:
-            v = vals.to_numpy(np.float64)
             out = np.flatnonzero((v < 0) | (v > 100))
             if len(out):
                 raise UserError(f"{path}: line {out[0] + 2}, column {c}: {v[out[0]]} is not a percentage in [0, 100]")
@@ -51,6 +70,10 @@ class CompactTable:
 
     def has(self, column: str) -> bool:
         return column in self._cols
+
+    def has_complete(self, column: str) -> bool:
+        """True when the table has ``column`` and every row holds a value in it."""
+        return self.has(column) and not np.isnan(self._cols[column]).any()
 
     def query(self, arch, fidelity: int | None = None) -> dict:
         """``valid_accuracy`` (the search signal), ``test_accuracy`` (always :attr:`test_column`),

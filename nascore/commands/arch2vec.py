@@ -7,7 +7,15 @@ first use when it is missing.
 
 from __future__ import annotations
 
-from nascore.errors import UserError
+from nascore.cliutil import check_options
+from nascore.validate import MAX_SEED, integer, number
+
+#: ranges of the numeric options of ``arch2vec pretrain`` (checked before anything runs)
+PRETRAIN_BOUNDS = {"epochs": integer(1, 100_000), "seed": integer(0, MAX_SEED), "batch_size": integer(1, 65_536),
+                   "lr": number(0, 10, lo_open=True), "kl_weight": number(0, 1e6), "dropout": number(0, 1, hi_open=True),
+                   "clip": number(0, 1e6), "hidden": integer(1, 4096), "layers": integer(1, 64),
+                   "latent": integer(1, 1024), "max_archs": integer(2, 100_000_000),
+                   "samples": integer(1, 100_000_000), "threads": integer(1, 1024)}
 
 
 def register(sub) -> None:
@@ -53,10 +61,7 @@ def pretrain_main(args) -> int:
     from nascore.arch2vec.pretrain import default_model_dir, pretrain
     from nascore.spaces import get_space
 
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
-    if args.clip < 0:
-        raise UserError(f"--clip must be >= 0, got {args.clip}")
+    check_options(args, PRETRAIN_BOUNDS)
     torch.set_num_threads(args.threads)
     if args.space == "darts":
         from nascore.arch2vec.cells import DartsCellSpace

@@ -10,7 +10,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nascore.cliutil import check_options
 from nascore.errors import UserError
+from nascore.validate import MAX_SEED, integer, number
+
+#: ranges of the numeric options of ``darts search`` / ``egnas search`` (checked before anything runs)
+SEARCH_BOUNDS = {"epochs": integer(1, 100_000), "warmup": integer(0, 100_000), "subset": integer(1, 100_000_000),
+                 "batch_size": integer(1, 65_536), "lr": number(0, 10, lo_open=True), "C": integer(1, 4096),
+                 "layers": integer(1, 1000), "K": integer(1, 4096), "eval_images": integer(0, 100_000_000),
+                 "seed": integer(0, MAX_SEED)}
+#: ranges of the numeric options of ``darts train``
+TRAIN_BOUNDS = {"epochs": integer(1, 100_000), "subset": integer(1, 100_000_000),
+                "test_subset": integer(1, 100_000_000), "batch_size": integer(1, 65_536),
+                "lr": number(0, 10, lo_open=True), "C": integer(1, 4096), "layers": integer(1, 1000),
+                "auxiliary_weight": number(0, 100), "drop_path": number(0, 1, hi_open=True),
+                "cutout": integer(0, 4096), "seed": integer(0, MAX_SEED)}
 
 
 def add_search_args(p) -> None:
@@ -119,12 +133,14 @@ def register(sub) -> None:
 
 def search_main(args) -> int:
     from nascore.darts.train import search_config
+    check_options(args, {**SEARCH_BOUNDS, "arch_lr": number(0, 10, lo_open=True), "arch_wd": number(0, 10)})
     cfg = search_config(method="darts", arch_lr=args.arch_lr, arch_wd=args.arch_wd, **search_kwargs(args))
     return run_and_print(cfg, args)
 
 
 def train_main(args) -> int:
     from nascore.darts.train import train_config, train_genotype
+    check_options(args, TRAIN_BOUNDS)
     cfg = train_config(genotype=read_genotype_arg(args.genotype), dataset=args.dataset, epochs=args.epochs,
                        subset=args.subset, test_subset=args.test_subset, seed=args.seed, batch_size=args.batch_size,
                        lr=args.lr, C=args.C, layers=args.layers, auxiliary_weight=args.auxiliary_weight,

@@ -7,7 +7,14 @@ evolution strategy with the compound fitness on α (see :mod:`nascore.egnas`).
 
 from __future__ import annotations
 
-from nascore.commands.darts import add_search_args, run_and_print, search_kwargs
+from nascore.cliutil import check_options
+from nascore.commands.darts import SEARCH_BOUNDS, add_search_args, run_and_print, search_kwargs
+from nascore.validate import integer, number
+
+#: ranges of the ES options (the shared supernet options: ``SEARCH_BOUNDS``)
+ES_BOUNDS = {"population": integer(2, 100_000), "zeta": number(), "eta": number(), "sigma0": number(0, lo_open=True),
+             "sigma_min": number(0, lo_open=True), "step_size": number(0, lo_open=True),
+             "es_momentum": number(0, 1, hi_open=True), "generations": integer(1, 10_000)}
 
 
 def register(sub) -> None:
@@ -31,6 +38,7 @@ def register(sub) -> None:
 
 def search_main(args) -> int:
     from nascore.darts.train import search_config
+    check_options(args, {**SEARCH_BOUNDS, **ES_BOUNDS})
     es = {"population": args.population, "zeta": args.zeta, "eta": args.eta, "sigma0": args.sigma0,
           "sigma_min": args.sigma_min, "step_size": args.step_size, "momentum": args.es_momentum,
           "generations": args.generations, "cma": args.cma}

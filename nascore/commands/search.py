@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from nascore.cliutil import parse_seeds
-from nascore.errors import UserError
-
-
-def parse_params(pairs) -> dict:
-    out = {}
-    for p in pairs or []:
-        k, sep, v = p.partition("=")
-        if not sep or not k:
-            raise UserError(f"--param: expected key=value, got {p!r}")
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+from nascore.cliutil import parse_key_values, parse_seeds
 
 
 def register(sub) -> None:
@@ -47,7 +31,7 @@ def main(args) -> int:
     output = args.output or f"runs/{args.strategy}-{args.space}-{args.dataset}"
     s = benchmark_search(space=args.space, dataset=args.dataset, strategy=args.strategy, budget=args.budget,
                          seeds=seeds, output=output, data=args.data, fidelity=args.fidelity,
-                         params=parse_params(args.param), progress=not args.quiet)
+                         params=parse_key_values(args.param, "--param"), progress=not args.quiet)
     opt = s["optimum"]
     print(f"{args.strategy} on {args.space}-{args.dataset} (fidelity {s['fidelity']}), {len(seeds)} seed(s), "
           f"{fmt(s['queries'], 0)} queries")

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import os
+import typing
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Sequence
@@ -89,8 +90,21 @@ from nascore.arch import Arch
 from nascore.encoders.gin import GINEncoder
 from nascore.encoders.path import PathEncoder, pairwise_distance
 from nascore.errors import UserError
+from nascore.validate import check_typed, integer, number
 
 VIEWS = ("relabel-dead", "add-dead", "mutate")
+
+
+#: allowed ranges of the numeric :class:`DCLConfig` fields (types come from the annotations)
+DCL_BOUNDS = {
+    "hidden": integer(1, 4096), "layers": integer(1, 64), "proj_dim": integer(1, 4096), "head_hidden": integer(1, 4096),
+    "pretrain_archs": integer(0, 10_000_000), "pretrain_steps": integer(0, 10_000_000),
+    "pretrain_batch": integer(1, 65_536), "pretrain_lr": number(0, lo_open=True),
+    "temperature": number(0, lo_open=True), "warmup_steps": integer(0, 10_000_000), "positive_distance": number(0),
+    "mutation_tries": integer(0, 1000), "finetune_epochs": integer(0, 1_000_000), "finetune_lr": number(0, lo_open=True),
+    "weight_decay": number(0), "list_temperature": number(0, lo_open=True), "supcon_weight": number(0),
+    "supcon_bins": integer(1, 1000), "batch_limit": integer(1, 1_000_000), "threads": integer(0, 1024),
+}
 
 
 @dataclass
@@ -127,7 +141,10 @@ class DCLConfig:
     threads: int | None = 1
 
     def __post_init__(self):
-        self.views = tuple(self.views)
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # types from the annotations, ranges from BOUNDS: one-line errors
+            setattr(self, f.name, check_typed(f"DCL predictor {f.name}", getattr(self, f.name), hints[f.name],
+                                              DCL_BOUNDS.get(f.name)))
         for v in self.views:
             if v not in VIEWS:
                 raise UserError(f"unknown DCL view {v!r} (choose from: {', '.join(VIEWS)})")
@@ -137,14 +154,6 @@ class DCLConfig:
             raise UserError(f"refit must be 'restart' or 'continue', got {self.refit!r}")
         if self.path_metric not in ("jaccard", "hamming"):
             raise UserError(f"path_metric must be 'jaccard' or 'hamming', got {self.path_metric!r}")
-        for name in ("hidden", "layers", "proj_dim", "head_hidden", "pretrain_batch", "supcon_bins"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"DCL {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pretrain_archs", "pretrain_steps", "finetune_epochs", "warmup_steps", "mutation_tries"):
-            if int(getattr(self, name)) < 0:
-                raise UserError(f"DCL {name} must be >= 0, got {getattr(self, name)}")
-        if not self.temperature > 0:
-            raise UserError(f"DCL temperature must be > 0, got {self.temperature}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DCLConfig":

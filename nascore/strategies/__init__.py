@@ -8,11 +8,12 @@ True
 from __future__ import annotations
 
 import importlib
-import inspect
+from typing import Any, Mapping
 
 from nascore.errors import UserError
 from nascore.evaluation import Result
 from nascore.strategies.base import Strategy
+from nascore.validate import check_kwargs
 
 STRATEGIES: dict[str, str] = {
     "random": "nascore.strategies.random:RandomSearch",
@@ -34,15 +35,28 @@ def strategy_class(name: str):
     return getattr(importlib.import_module(mod), cls)
 
 
-def get_strategy(name: str, space, seed: int = 0, **params) -> Strategy:
-    """Build a strategy; an unknown parameter is a one-line error listing the valid ones."""
+def strategy_params(name: str, params: Mapping[str, Any] | None) -> dict:
+    """``params`` checked against the constructor of strategy ``name``: types from its
+    annotations, ranges from its ``param_bounds``. Returns them converted (``5.0`` -> ``5``);
+    an unknown name, a wrong type or an out-of-range value is a one-line :class:`UserError`
+    naming the parameter, the value and what is expected.
+
+    >>> strategy_params("evolution", {"population": 20.0})
+    {'population': 20}
+    >>> strategy_params("evolution", {"population": "abc"})
+    Traceback (most recent call last):
+    ...
+    nascore.errors.UserError: strategy 'evolution': population='abc': expected an integer in [1, 1000000]
+    """
     cls = strategy_class(name)
-    sig = inspect.signature(cls.__init__)
-    allowed = [p for p in sig.parameters if p not in ("self", "space", "seed")]
-    for k in params:
-        if k not in allowed:
-            raise UserError(f"strategy {name!r} has no parameter {k!r} (valid: {', '.join(allowed) or 'none'})")
-    return cls(space, seed=seed, **params)
+    return check_kwargs(f"strategy {name!r}", cls.__init__, dict(params or {}), getattr(cls, "param_bounds", {}),
+                        skip=("self", "space", "seed"))
 
 
-__all__ = ["Strategy", "Result", "STRATEGIES", "get_strategy", "register_strategy", "strategy_class"]
+def get_strategy(name: str, space, seed: int = 0, **params) -> Strategy:
+    """Build a strategy from checked parameters (:func:`strategy_params`)."""
+    return strategy_class(name)(space, seed=seed, **strategy_params(name, params))
+
+
+__all__ = ["Strategy", "Result", "STRATEGIES", "get_strategy", "register_strategy", "strategy_class",
+           "strategy_params"]

@@ -35,10 +35,13 @@ from nascore.arch2vec.dngo import DNGO, expected_improvement
 from nascore.arch2vec.latent import feasible_latent_space
 from nascore.errors import UserError
 from nascore.strategies.base import Strategy
+from nascore.validate import integer, number
 
 
 class Arch2vecBO(Strategy):
     name = "arch2vec-bo"
+    param_bounds = {"init": integer(2, 1_000_000), "batch": integer(1, 100_000), "epochs": integer(1, 100_000),
+                    "hidden": integer(1, 4096), "xi": number()}
 
     def __init__(self, space, seed: int = 0, model: str | None = None, init: int = 16, batch: int = 5,
                  epochs: int = 200, hidden: int = 50, xi: float = 0.0):

@@ -57,6 +57,7 @@ from nascore.arch2vec.dngo import single_thread
 from nascore.arch2vec.latent import feasible_latent_space
 from nascore.errors import UserError
 from nascore.strategies.base import Strategy
+from nascore.validate import integer, number
 
 
 class _Policy(nn.Module):
@@ -78,9 +79,12 @@ class _Policy(nn.Module):
 
 class Arch2vecRL(Strategy):
     name = "arch2vec-rl"
+    param_bounds = {"episode": integer(2, 100_000), "sigma": number(0, lo_open=True), "lr": number(0, 10, lo_open=True),
+                    "hidden": integer(1, 4096), "baseline": number(), "baseline_decay": number(0, 1, hi_open=True),
+                    "reward_scale": number(0, lo_open=True)}
 
     def __init__(self, space, seed: int = 0, model: str | None = None, episode: int = 16, sigma: float = 4.0,
-                 lr: float = 0.1, hidden: int = 128, baseline="ema", baseline_decay: float = 0.9,
+                 lr: float = 0.1, hidden: int = 128, baseline: str | float = "ema", baseline_decay: float = 0.9,
                  normalize: bool = True, reward_scale: float = 1.0):
         super().__init__(space, seed)
         if episode < 2 or sigma <= 0 or lr <= 0 or hidden < 1 or not 0 <= baseline_decay < 1 or reward_scale <= 0:

@@ -27,15 +27,19 @@ import numpy as np
 from nascore.arch import Arch
 from nascore.errors import UserError
 from nascore.evaluation import Result
+from nascore.validate import MAX_SEED, integer
 
 
 class Strategy(ABC):
     #: name used on the command line (``--strategy``)
     name: str = ""
+    #: allowed ranges of the numeric constructor parameters (``nascore.validate.Bounds``); the
+    #: types come from the constructor's annotations (:func:`nascore.strategies.strategy_params`)
+    param_bounds: dict = {}
 
     def __init__(self, space, seed: int = 0):
         self.space = space
-        self.seed = int(seed)
+        self.seed = integer(0, MAX_SEED).check("seed", seed)
         self.rng = np.random.default_rng(self.seed)
         self.seen: set[str] = set()
 

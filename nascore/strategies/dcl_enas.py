@@ -51,10 +51,15 @@ import math
 from nascore.errors import UserError
 from nascore.predictors.dcl import DCLConfig, DCLPredictor
 from nascore.strategies.base import Strategy
+from nascore.validate import MAX_SEED, integer, number
 
 
 class DCLENAS(Strategy):
     name = "dcl-enas"
+    param_bounds = {"n_init": integer(2, 1_000_000), "n_infill": integer(1, 1_000_000), "t_gap": integer(1, 10_000),
+                    "population": integer(1, 100_000), "offspring": integer(1, 1_000_000),
+                    "crossover_prob": number(0, 1), "tournament": integer(1, 100_000), "budget": integer(1, 10_000_000),
+                    "pretrain_seed": integer(0, MAX_SEED)}
 
     def __init__(self, space, seed: int = 0, n_init: int = 10, n_infill: int = 10, t_gap: int = 5,
                  population: int = 30, offspring: int = 60, crossover_prob: float = 0.3, tournament: int = 2,

@@ -20,10 +20,13 @@ from collections import deque
 
 from nascore.errors import UserError
 from nascore.strategies.base import Strategy
+from nascore.validate import integer
 
 
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    param_bounds = {"population": integer(1, 1_000_000), "sample_size": integer(1, 1_000_000),
+                    "max_mutation_tries": integer(0, 1_000_000)}
 
     def __init__(self, space, seed: int = 0, population: int = 10, sample_size: int = 3,
                  max_mutation_tries: int = 100):
