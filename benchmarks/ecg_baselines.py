@@ -104,6 +104,36 @@ def aggregate(entries: list[dict]) -> dict:
     return out
 
 
+VIEW_NAMES = {"single": "single model", "ensemble": "5-fold ensemble", "single_offsets": "single + DS1 offsets"}
+
+
+def _ms(st: dict, digits: int = 1, sep: str = ",") -> str:
+    """``mean ± std`` of a :func:`stats` dict (``–`` when undefined)."""
+    if st is None or st.get("mean") is None:
+        return "–"
+    m = f"{st['mean']:{sep}.{digits}f}"
+    return m if st.get("std") is None else f"{m} ± {st['std']:{sep}.{digits}f}"
+
+
+def markdown(doc: dict) -> str:
+    """The two RESULTS.md tables (DS2 per view; DS1 estimate and training time) from a results doc."""
+    cols = ["acc", "macro-F1"] + [f"{c} {m}" for c in CLASSES for m in ("Se", "+P", "F1")]
+    keys = ["accuracy", "macro_f1"] + [f"{c}_{m}" for c in CLASSES for m in ("se", "ppv", "f1")]
+    out = ["| model | view | seeds | params | " + " | ".join(cols) + " |", "|---" * (4 + len(cols)) + "|"]
+    for spec, a in doc["aggregate"].items():
+        for v, name in VIEW_NAMES.items():
+            if v in a:
+                out.append(f"| {spec} | {name} | {a['n_seeds']} | {a['params']:,} | "
+                           + " | ".join(_ms(a[v][k]) for k in keys) + " |")
+    out += ["", "| model | seeds | DS1 CV macro-F1 (5 record folds, out of fold) | DS1 CV S F1 | DS2 macro-F1 "
+            "(single) | one model, 1 thread (s) | all 6 trainings (s) |", "|---" * 7 + "|"]
+    for spec, a in doc["aggregate"].items():
+        out.append(f"| {spec} | {a['n_seeds']} | {_ms(a['cv']['macro_f1'])} | {_ms(a['cv']['S_f1'])} | "
+                   f"{_ms(a['single']['macro_f1'])} | {_ms(a['single_model_seconds'], 0)} | "
+                   f"{_ms(a['train_seconds_all_models'], 0)} |")
+    return "\n".join(out)
+
+
 def _job(job: dict) -> dict:
     import torch
 
@@ -134,7 +164,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "ecg_baselines.json"))
     ap.add_argument("--collect", action="store_true",
                     help="train nothing: gather the finished runs under --work (any seed of the list)")
+    ap.add_argument("--markdown", action="store_true",
+                    help="train nothing: print the RESULTS.md tables of the --out results file")
     args = ap.parse_args(argv)
+    if args.markdown:
+        import json
+
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return 0
 
     from ecgnas.data import PrepConfig
     from ecgnas.evaluate import load_data
