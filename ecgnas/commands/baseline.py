@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from nascore.cliutil import check_options
+from nascore.helptext import doc_paragraph
 from nascore.validate import integer
 
 from ecgnas.commands.train import COMMON_BOUNDS
@@ -33,14 +34,16 @@ def register(subparsers) -> None:
 
     d = TrainConfig()
     p = subparsers.add_parser("baseline", help="hand-designed baselines (random search over the ResNet family)",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_paragraph(__doc__, 0))
     sub = p.add_subparsers(dest="baseline", metavar="KIND", parser_class=type(p))
     sub.required = True
     rs = sub.add_parser("random-search", help="random search over the 1D ResNet + RR family and its training recipe",
-                        description=__doc__.split("\n\n")[1])
+                        description=doc_paragraph(__doc__, 1))
     rs.add_argument("--trials", type=int, required=True, help="number of sampled configurations")
-    rs.add_argument("--seed", type=int, default=0, help="draws the trial configurations and their training seeds")
-    rs.add_argument("--split", choices=("inter", "intra"), default="inter")
+    rs.add_argument("--seed", type=int, default=0,
+                    help="draws the trial configurations and their training seeds (default 0)")
+    rs.add_argument("--split", choices=("inter", "intra"), default="inter",
+                    help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     rs.add_argument("--output", required=True, help="run folder")
     rs.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
     rs.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import sys
 
+from nascore.helptext import doc_paragraph
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="re-evaluate a trained run's checkpoint (writes RUN/eval-<split>/)",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_paragraph(__doc__, 0))
     p.add_argument("run", metavar="RUN", help="run folder holding checkpoint.pt")
     p.add_argument("--split", choices=("test", "val"), default="test", help="test = DS2 (default), val = DS1 hold-out")
     p.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")

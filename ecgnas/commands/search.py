@@ -22,6 +22,7 @@ import sys
 
 from nascore.cliutil import check_options, parse_key_values
 from nascore.errors import UserError
+from nascore.helptext import doc_paragraph
 from nascore.validate import integer, number
 
 from ecgnas.commands.train import COMMON_BOUNDS
@@ -41,12 +42,12 @@ def register(subparsers) -> None:
 
     d = TrainConfig()
     p = subparsers.add_parser("search", help="search an arrhythmia classifier on DS1, retrain it, report DS2 "
-                                             "beside the hand-designed baseline", description=__doc__.split("\n\n")[0])
+                                             "beside the hand-designed baseline", description=doc_paragraph(__doc__, 0))
     p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
     p.add_argument("--space", default=None, choices=list(SAMPLE_SPACES) + ["darts1d"],
                    help="search space (default ecg-cell; darts1d for eg-nas; resnet-family = the hand-designed family)")
     p.add_argument("--budget", type=int, default=24, help="candidate evaluations (sample-based methods; default 24)")
-    p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed)")
+    p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed; default 0)")
     p.add_argument("--output", required=True, help="run folder")
     p.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
     p.add_argument("--split", choices=("inter", "intra"), default="inter",

@@ -1,4 +1,4 @@
-"""``ecgnas train``: argument parsing for :func:`ecgnas.run.train_run` (train on DS1, evaluate on DS2).
+"""``ecgnas train``: train one model on DS1 and evaluate it on DS2 (the command line of :func:`ecgnas.run.train_run`).
 
 The run folder's contents and the re-use rule are described in :mod:`ecgnas.run`; a folder of a
 different configuration is refused with exit 2.
@@ -15,6 +15,7 @@ from typing import Any
 
 from nascore.cliutil import check_options, parse_key_values
 from nascore.errors import UserError
+from nascore.helptext import doc_paragraph
 from nascore.validate import MAX_SEED, integer, number
 
 from ecgnas.augment import AUGMENTATIONS
@@ -78,14 +79,16 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one model (DS1, early stop on the DS1 hold-out), evaluate on DS2",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_paragraph(__doc__, 0))
     from ecgnas.models import MODELS
 
     p.add_argument("--model", required=True,
                    help=f"one of {', '.join(sorted(MODELS))} (ecg-cell with --hparam arch=..., darts1d with "
                         "--hparam genotype=...)")
     d = TrainConfig()
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed: weights, batch order, augmentation (an ensemble's members derive theirs "
+                        "from it; default 0)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"AdamW (default {d.weight_decay})")
     p.add_argument("--class-weight", choices=CLASS_WEIGHT_MODES, default=d.class_weight,

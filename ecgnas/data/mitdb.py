@@ -1,8 +1,9 @@
 """Reading MIT-BIH records (WFDB) with ``wfdb``: finding the folder, checksums, lead choice, resampling.
 
 * :func:`find_mitdb` -- the data folder: ``--data DIR``, else ``$NASCORE_DATA/mitdb``, else
-  ``~/.cache/nascore/mitdb`` (:func:`nascore.paths.find_dataset`); :func:`download_mitdb` fetches
-  it from PhysioNet with ``wfdb.dl_database("mitdb", DIR)``.
+  ``$XDG_CACHE_HOME/nascore/mitdb`` (default ``~/.cache/nascore/mitdb``;
+  :func:`nascore.paths.find_dataset`); :func:`download_mitdb` fetches it from PhysioNet with
+  ``wfdb.dl_database("mitdb", DIR)``.
 * :func:`verify_files` -- SHA-256 of exactly the files of the records used (header, signal and
   ``.atr``), compared with ``SHA256SUMS`` when the folder has one. Hashes are cached in a JSON
   file keyed by path + size + mtime, so a warm run stats the files and hashes nothing.
@@ -36,9 +37,15 @@ from nascore.errors import UserError
 from nascore.io import atomic_write_json, read_json
 from nascore.paths import find_dataset, user_cache_root
 
-HOW_TO_GET = ("get it with python -c \"import wfdb; wfdb.dl_database('mitdb', 'DIR')\" or "
-              "`ecgnas prepare --download` (into ~/.cache/nascore/mitdb), then pass --data DIR or set $NASCORE_DATA")
 SUMS_FILE = "SHA256SUMS"
+
+
+def how_to_get() -> str:
+    """The hint appended to a missing-data error; it names the real download folder (the user
+    cache, ``$XDG_CACHE_HOME`` respected), not a fixed ``~/.cache`` path."""
+    return ("get it with python -c \"import wfdb; wfdb.dl_database('mitdb', 'DIR')\" or "
+            f"`ecgnas prepare --download` (into {user_cache_root() / 'mitdb'}), then pass --data DIR or set "
+            "$NASCORE_DATA")
 
 
 class LeadMissing(UserError):
@@ -54,11 +61,11 @@ def find_mitdb(data: str | os.PathLike | None = None) -> Path:
     nascore.errors.DataMissingError: mitdb data not found (looked in /nonexistent/mitdb); get it with ...
     """
     if data is not None:
-        folder = find_dataset("mitdb", data, how_to_get=HOW_TO_GET)
+        folder = find_dataset("mitdb", data, how_to_get=how_to_get())
         if not any(folder.glob("*.hea")):
-            raise UserError(f"{folder}: no WFDB header files (*.hea) here; {HOW_TO_GET}")
+            raise UserError(f"{folder}: no WFDB header files (*.hea) here; {how_to_get()}")
         return folder
-    return find_dataset("mitdb", None, must_contain="100.hea", how_to_get=HOW_TO_GET)
+    return find_dataset("mitdb", None, must_contain="100.hea", how_to_get=how_to_get())
 
 
 def download_mitdb(target: str | os.PathLike | None = None) -> Path:

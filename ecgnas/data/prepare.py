@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -38,40 +39,56 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("prepare", help="prepare MIT-BIH beats (filter, windows, RR features, AAMI labels) and cache them",
-                       description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=None, help="MIT-BIH WFDB folder (default $NASCORE_DATA/mitdb, then ~/.cache/nascore/mitdb)")
-    p.add_argument("--download", action="store_true",
-                   help="first fetch the database from PhysioNet with wfdb.dl_database into --data (or ~/.cache/nascore/mitdb)")
-    p.add_argument("--output", required=True, help="folder for summary.json")
-    p.add_argument("--cache", default=None, help="beat cache folder (default ~/.cache/nascore/ecgnas-beats)")
+    from nascore.helptext import doc_paragraph
+    from nascore.paths import user_cache_root
+
     from .preprocess import BEAT_NORMS, FILTERS, RESIDUALS, RR_NORMS, RR_SETS, TEMPLATES, PrepConfig
 
-    d = PrepConfig()  # one source of defaults: the dataclass
-    p.add_argument("--lead", default=d.lead, help="signal name of the lead to use")
+    cache = user_cache_root()  # the real folder ($XDG_CACHE_HOME respected), not a fixed ~/.cache
+    p = sub.add_parser("prepare", help="prepare MIT-BIH beats (filter, windows, RR features, AAMI labels) and cache them",
+                       description=doc_paragraph(__doc__, 0))
+    p.add_argument("--data", default=None,
+                   help=f"MIT-BIH WFDB folder (default $NASCORE_DATA/mitdb, then {cache / 'mitdb'})")
+    p.add_argument("--download", action="store_true",
+                   help=f"first fetch the database from PhysioNet with wfdb.dl_database into --data "
+                        f"(or {cache / 'mitdb'})")
+    p.add_argument("--output", required=True, help="folder for summary.json")
+    p.add_argument("--cache", default=None, help=f"beat cache folder (default {cache / 'ecgnas-beats'})")
+    d = PrepConfig()  # one source of defaults: the dataclass; each help states its default once
+    p.add_argument("--lead", default=d.lead, help=f"signal name of the lead to use (default {d.lead})")
     p.add_argument("--missing-lead", default=d.missing_lead, choices=["error", "skip"],
-                   help="a record without --lead: stop with an error, or skip it (listed in the summary)")
-    p.add_argument("--window", default=f"{d.before_s},{d.after_s}", help="seconds before,after the R peak")
-    p.add_argument("--filter", default=d.filter, choices=FILTERS, help="baseline/noise filter (see ecgnas.data.preprocess)")
+                   help="a record without --lead: stop with an error, or skip it (listed in the summary) "
+                        f"(default {d.missing_lead})")
+    p.add_argument("--window", default=f"{d.before_s},{d.after_s}",
+                   help=f"seconds before,after the R peak (default {d.before_s},{d.after_s})")
+    p.add_argument("--filter", default=d.filter, choices=FILTERS,
+                   help=f"baseline/noise filter (see ecgnas.data.preprocess; default {d.filter})")
     p.add_argument("--lowpass", type=float, default=d.lowpass_hz or 0.0,
-                   help="low-pass cut-off (Hz) after the median filters; 0 = off")
-    p.add_argument("--band", default=",".join(f"{v:g}" for v in d.bandpass_hz), help="band-pass edges in Hz for --filter bandpass")
-    p.add_argument("--beat-norm", default=d.beat_norm, choices=BEAT_NORMS, help="per-window normalisation")
+                   help=f"low-pass cut-off (Hz) after the median filters; 0 = off (default {d.lowpass_hz or 0:g})")
+    band = ",".join(f"{v:g}" for v in d.bandpass_hz)
+    p.add_argument("--band", default=band, help=f"band-pass edges in Hz for --filter bandpass (default {band})")
+    p.add_argument("--beat-norm", default=d.beat_norm, choices=BEAT_NORMS,
+                   help=f"per-window normalisation (default {d.beat_norm})")
     p.add_argument("--residual", default=d.residual, choices=RESIDUALS,
-                   help="add a second channel: the window minus its record's median window")
+                   help=f"add a second channel: the window minus its record's median window (default {d.residual})")
     p.add_argument("--template", default=d.template, choices=TEMPLATES,
-                   help="median window over all beats, or over the non-premature beats only (regular)")
-    p.add_argument("--local-rr", type=int, default=d.local_rr_beats, help="beats in the local RR average")
+                   help="median window over all beats, or over the non-premature beats only (regular) "
+                        f"(default {d.template})")
+    p.add_argument("--local-rr", type=int, default=d.local_rr_beats,
+                   help=f"beats in the local RR average (default {d.local_rr_beats})")
     p.add_argument("--rr-norm", default=d.rr_norm, choices=RR_NORMS,
-                   help="divide pre/post/local RR by the record's mean RR, or keep seconds")
+                   help=f"divide pre/post/local RR by the record's mean RR, or keep seconds (default {d.rr_norm})")
     p.add_argument("--rr-set", default=d.rr_set, choices=RR_SETS,
-                   help="RR features: ratios = pre, post, local, pre/local, post/pre; basic = pre, post, local, mean")
+                   help="RR features: ratios = pre, post, local, pre/local, post/pre; basic = pre, post, local, "
+                        f"mean (default {d.rr_set})")
     p.add_argument("--fs", type=int, default=d.fs,
-                   help="sampling rate to work at (MIT-BIH's 360 Hz is resampled to it)")
+                   help=f"sampling rate to work at (MIT-BIH's 360 Hz is resampled to it; default {d.fs})")
     p.add_argument("--records", default=None, help="comma-separated record names (default: all non-paced records)")
-    p.add_argument("--holdout", default=None, help="DS1 records for validation (default ecgnas.data.DEFAULT_HOLDOUT)")
+    p.add_argument("--holdout", default=None,
+                   help="comma-separated DS1 records for validation (default ecgnas.data.DEFAULT_HOLDOUT)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # the old name
     p.set_defaults(func=main)
 
 
@@ -124,6 +141,35 @@ def summarize(beats, holdout=None) -> dict:
     return out
 
 
+_RESAMPLED = re.compile(r"record (?P<record>\S+): resampled (?P<rates>.+? Hz -> .+? Hz) \((?P<how>[^;]*);")
+
+
+def console_notes(notes: list[str]) -> list[str]:
+    """The notes of a preparation as printed: the per-record "resampled" notes (one per record,
+    every run, also from the cache) become one line per rate change; the others stay as they are.
+    ``summary.json`` keeps them all.
+
+    >>> console_notes(["record 100: resampled 360 Hz -> 180 Hz (scipy resample_poly up=1 down=2; "
+    ...                "650000 -> 325000 samples; annotation samples rescaled)",
+    ...                "record 114: lead MLII is signal 1 (stored order: V5, MLII)",
+    ...                "record 101: resampled 360 Hz -> 180 Hz (scipy resample_poly up=1 down=2; "
+    ...                "650000 -> 325000 samples; annotation samples rescaled)"])  # doctest: +NORMALIZE_WHITESPACE
+    ['2 records resampled 360 Hz -> 180 Hz (scipy resample_poly up=1 down=2; annotation samples rescaled;
+      per record in summary.json)', 'record 114: lead MLII is signal 1 (stored order: V5, MLII)']
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    others = []
+    for note in notes:
+        m = _RESAMPLED.match(note)
+        if m:
+            groups.setdefault((m["rates"], m["how"]), []).append(m["record"])
+        else:
+            others.append(note)
+    summary = [f"{len(recs)} record{'s' if len(recs) != 1 else ''} resampled {rates} ({how}; annotation samples "
+               f"rescaled; per record in summary.json)" for (rates, how), recs in groups.items()]
+    return summary + others
+
+
 def main(args) -> int:
     from nascore.io import atomic_write_json
 
@@ -145,7 +191,7 @@ def main(args) -> int:
     if args.download:
         data = download_mitdb(data)
         print(f"downloaded mitdb into {data}")
-    beats = load_beats(data, cfg, cache_dir=args.cache, progress=not args.no_progress, jobs=args.jobs)
+    beats = load_beats(data, cfg, cache_dir=args.cache, progress=not args.quiet, jobs=args.jobs)
     summary = summarize(beats, holdout)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     out = Path(args.output)
@@ -153,7 +199,7 @@ def main(args) -> int:
     hit = "loaded from cache" if summary["cache"].get("hit") else "prepared"
     print(f"{len(beats)} beats {hit} in {summary['seconds']:.1f} s "
           f"(DS1 {sum(summary['DS1'].values())}, DS2 {sum(summary['DS2'].values())}); wrote {out / 'summary.json'}")
-    for note in summary["notes"]:
+    for note in console_notes(summary["notes"]):
         print(f"note: {note}")
     for rec, why in summary["skipped_records"].items():
         print(f"skipped record {rec}: {why}")

@@ -19,6 +19,8 @@ PRETRAIN_BOUNDS = {"epochs": integer(1, 100_000), "seed": integer(0, MAX_SEED), 
 
 
 def register(sub) -> None:
+    from nascore.paths import user_cache_root
+
     p = sub.add_parser("arch2vec", help="arch2vec: pretrain unsupervised architecture embeddings")
     asub = p.add_subparsers(dest="arch2vec_command", metavar="ACTION")
     asub.required = True
@@ -30,10 +32,11 @@ def register(sub) -> None:
                                     "Example: nascore arch2vec pretrain --space nb201")
     t.add_argument("--space", default="nb201", help="nb201, nb101 or darts (single cells)")
     t.add_argument("--epochs", type=int, default=None, help="default: published (nb101 8, nb201 10, darts 10)")
-    t.add_argument("--output", default=None, help="folder (default ~/.cache/nascore/arch2vec/<space>, "
+    t.add_argument("--output", default=None, help=f"folder (default {user_cache_root() / 'arch2vec'}/<space>, "
                                                   "where the search strategies look)")
     t.add_argument("--gae", action="store_true", help="plain graph autoencoder instead (no KL, z = mu)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the training sample, hold-out split, weights and batch order (default 0)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--kl-weight", type=float, default=None,

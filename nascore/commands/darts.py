@@ -45,7 +45,8 @@ def add_search_args(p) -> None:
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto", help="bf16 autocast (auto: on CUDA)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, α, batch order, augmentation and ES noise (default 0)")
     p.add_argument("--output", default=None, help="run folder (default runs/<method>-<space>-seed<seed>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -120,7 +121,8 @@ def register(sub) -> None:
     t.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
     t.add_argument("--channels-last", action="store_true")
     t.add_argument("--device", default="cpu")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, batch order, augmentation and drop-path (default 0)")
     t.add_argument("--output", default=None, help="run folder (default runs/darts-train-seed<seed>)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=train_main)

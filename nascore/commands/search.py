@@ -6,13 +6,23 @@ from nascore.cliutil import parse_key_values, parse_seeds
 
 
 def register(sub) -> None:
+    # choice lists come from the registries (they cannot go stale), each default is stated once
+    from nascore.benchmarks.nb201 import DATASETS as NB201_DATASETS
+    from nascore.search import TABULAR_SPACES
+    from nascore.strategies import STRATEGIES
+
     p = sub.add_parser("search", help="search a tabular benchmark (NAS-Bench-201/101) with a strategy",
                        description="Run a search strategy on a tabular NAS benchmark, once per seed. "
                                    "Example: nascore search --space nb201 --strategy evolution --budget 100 --seeds 0-9")
-    p.add_argument("--space", default="nb201", help="search space: nb201 or nb101 (default nb201)")
-    p.add_argument("--dataset", default="cifar10", help="benchmark dataset: cifar10, cifar100, imagenet16-120")
-    p.add_argument("--strategy", default="evolution", help="random, evolution (more with later modules)")
-    p.add_argument("--budget", default="100", help="queries (100) or simulated seconds (20000s, 6h)")
+    p.add_argument("--space", default="nb201",
+                   help=f"search space: {', '.join(TABULAR_SPACES)} (default nb201)")
+    p.add_argument("--dataset", default="cifar10",
+                   help=f"benchmark dataset: {', '.join(NB201_DATASETS)} for nb201; cifar10 for nb101 "
+                        "(default cifar10)")
+    p.add_argument("--strategy", default="evolution",
+                   help=f"search strategy: {', '.join(sorted(STRATEGIES))} (default evolution)")
+    p.add_argument("--budget", default="100",
+                   help="queries (100) or simulated training seconds (20000s, 90m, 6h) (default 100 queries)")
     p.add_argument("--fidelity", type=int, choices=(200, 12), default=None,
                    help="search signal: valid_acc_200 or valid_acc_12 (default 200 when the table has it)")
     p.add_argument("--seeds", default="0", help="seeds, e.g. 0-49 or 1,2,3 (default 0)")
