@@ -294,3 +294,35 @@ def test_rr_skip_starts_as_the_plain_model_and_survives_a_checkpoint(tmp_path):
     assert np.allclose(predict_proba(back, beats, idx), predict_proba(skip.eval(), beats, idx), atol=1e-6)
     with pytest.raises(UserError, match="rr_skip"):
         build("resnet", beats.window, beats.n_rr, 5, {"rr_skip": 1})
+
+
+def test_regular_template_ignores_premature_beats_and_old_configs_keep_their_key():
+    from ecgnas.data import PrepConfig
+    from ecgnas.data.preprocess import add_residual, beat_inputs, regular_beats
+
+    # 11 regular beats at 1 s, then 20 x (a beat after a 1.5 s pause, two premature beats 0.6 s
+    # apart): 40 premature beats against 31 regular ones, an ectopic majority like record 232
+    rr = [1.0] * 10 + [1.5, 0.6, 0.6] * 20
+    peaks = np.round(np.cumsum([0.5] + rr) * 180).astype(int)
+    keep = regular_beats(peaks, 180)
+    assert keep[:12].all() and keep[11::3].all() and not keep[12::3].any() and not keep[13::3].any()
+    n = len(peaks)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.01, (n, 20))
+    x[~keep] += 1.0                                          # the premature beats have another shape
+    res_all = add_residual(x, "record")[:, 1]
+    res_reg = add_residual(x, "record", keep)[:, 1]
+    assert np.abs(res_all[~keep]).mean() < 0.1               # median of all windows = the ectopic beat
+    assert np.abs(res_reg[~keep]).mean() > 0.9               # template of regular beats shows them
+    assert np.abs(res_reg[keep]).mean() < 0.1
+    few = np.zeros(n, bool)
+    few[:5] = True                                           # fewer than ten kept: all windows used
+    assert np.allclose(add_residual(x, "record", few), add_residual(x, "record"))
+    sig = np.sin(np.linspace(0, 200, int(peaks[-1]) + 200))
+    xa, _ = beat_inputs(sig, peaks, 180, PrepConfig())
+    xr, _ = beat_inputs(sig, peaks, 180, PrepConfig(template="regular"))
+    assert np.array_equal(xa[:, 0], xr[:, 0]) and not np.array_equal(xa[:, 1], xr[:, 1])
+    assert "template" not in PrepConfig().to_dict()          # earlier runs' configs and cache keys hold
+    assert PrepConfig(template="regular").key() != PrepConfig().key()
+    with pytest.raises(UserError, match="template"):
+        PrepConfig(template="mean")
