@@ -29,8 +29,9 @@ from typing import Any, Mapping
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_json, read_json
 from nascore.lock import busy_error, folder_lock, is_lock_file
+from nascore.validate import MAX_SEED
 
-from ecgnas.train import TrainConfig
+from ecgnas.train import TrainConfig, TrainingDiverged
 
 RUN_FILES = ("config.json", "train_log.jsonl", "checkpoint.pt", "val_metrics.json", "cv_metrics.json", "oof.npz",
              "cv_ensemble.pt", "metrics.json", "per_record.csv", "confusion.png", "predictions.csv",
@@ -96,6 +97,9 @@ def check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: 
         raise UserError(f"--decision: {decision!r} is not one of {', '.join(DECISIONS)}")
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 22:
         raise UserError(f"--folds: need an integer 2..22 (DS1 has 22 records), got {folds!r}")
+    if ensemble > 1 and cfg.seed + ensemble - 1 > MAX_SEED:  # members "seeds" train with seed .. seed+K-1
+        raise UserError(f"--seed {cfg.seed} with --ensemble {ensemble}: member seeds would pass {MAX_SEED}; "
+                        f"use a seed <= {MAX_SEED - ensemble + 1}")
     fixed = cfg.select == "last" and cfg.patience is None
     if not fixed and (decision == "cv" or ensemble > 1 or cv):
         raise UserError("decision offsets and ensembles need the fixed schedule (select='last', no --patience): "
@@ -184,9 +188,13 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
             if (out / name).exists():
                 (out / name).unlink()
         atomic_write_json(out / "config.json", config)
-        return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, prep=prep, split=split,
-                                   ensemble=ensemble, members=members, decision=decision, run_cv=run_cv, ens=ens,
-                                   progress=progress)
+        try:
+            return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, prep=prep, split=split,
+                                       ensemble=ensemble, members=members, decision=decision, run_cv=run_cv,
+                                       ens=ens, progress=progress)
+        except TrainingDiverged as e:  # one line (exit 2); the folder is bound to this configuration now
+            raise TrainingDiverged(f"{out}: {e} (with another --output: this folder keeps the "
+                                   "diverged run's configuration)") from None
 
 
 def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: TrainConfig, prep,

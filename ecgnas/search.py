@@ -160,6 +160,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     final model (``ecgnas train --ensemble``: K fold models of a DS1 record cross-validation; 1 = a
     single model on all of DS1).
     """
+    from nascore.validate import MAX_SEED, integer, number
+
     from ecgnas.data import PrepConfig
     from ecgnas.evaluator import default_fidelity
 
@@ -167,6 +169,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     _check_method(method, space)
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise UserError(f"--budget: must be a whole number of evaluations >= 1, got {budget!r}")
+    seed = integer(0, MAX_SEED).check("--seed", seed)
+    strategy_params = _check_strategy_params(method, strategy_params)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
     from ecgnas.evaluator import SELECTIONS
@@ -179,17 +183,21 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     fidelity = fidelity or default_fidelity()
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
     prep = prep or PrepConfig()
-    cons = {k: float(v) for k, v in dict(constraints or {}).items() if v is not None}
+    cons = {k: number(0, lo_open=True).check(f"--{k.replace('_', '-')}", v)
+            for k, v in dict(constraints or {}).items() if v is not None}
     supernet = dict(supernet or {})
     if "epochs" in supernet and supernet.get("warmup") is None:  # keep the paper's 15-of-50 warm-up share
         supernet["warmup"] = int(round(0.3 * int(supernet["epochs"])))
+    from ecgnas.run import check_ensemble
+
+    check_ensemble(ensemble, "folds", "none", 5, final)  # what _retrain will ask of train_run
     out = Path(output)
     base_dir = None
     if baseline not in (None, "none"):
         base_dir = out / "baseline" if baseline == "auto" else Path(baseline)
     config = {"method": method, "space": space, "budget": budget, "seed": int(seed), "split": split,
               "fidelity": fidelity.identity(), "final": final.identity(), "prep": prep.to_dict(),
-              "constraints": cons, "strategy_params": dict(strategy_params or {}), "supernet": supernet,
+              "constraints": cons, "strategy_params": strategy_params, "supernet": supernet,
               "baseline": None if base_dir is None else ("auto" if baseline == "auto" else str(base_dir)),
               "latency": bool(latency)}
     if selection != "holdout":  # absent for the hold-out: earlier run folders keep resuming
@@ -199,9 +207,6 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
     # everything that can refuse this command is checked before the first byte is written, so a
     # corrected command is never refused because a refused one left a config.json behind
-    from ecgnas.run import check_ensemble
-
-    check_ensemble(ensemble, "folds", "none", 5, final)  # what _retrain will ask of train_run
     if executor not in EXECUTORS:
         raise UserError(f"--executor: unknown executor {executor!r} (choose from: {', '.join(EXECUTORS)})")
     if split not in ("inter", "intra"):
@@ -334,6 +339,23 @@ def _make_strategy(config: dict, space, seed, progress):
     return get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
 
 
+def _check_strategy_params(method: str, params: Mapping[str, Any] | None) -> dict:
+    """``params`` of a sample-based method checked and converted (:func:`nascore.strategies.strategy_params`:
+    known names, types, ranges; ``20.0`` -> ``20``), as ``ecgnas search --param`` checks them, so the
+    ``config.json`` of a library call records the same values; eg-nas takes none (its settings
+    are ``supernet``)."""
+    from nascore.strategies import strategy_params
+
+    if params is not None and not isinstance(params, Mapping):
+        raise UserError(f"strategy parameters: expected a mapping of name to value, got {type(params).__name__}")
+    if method == "eg-nas":
+        if params:
+            raise UserError(f"--param {next(iter(params))}: eg-nas takes no strategy parameters "
+                            "(its settings are --supernet-epochs / --supernet-warmup)")
+        return {}
+    return strategy_params(METHODS[method], params)
+
+
 def _check_supernet(supernet: Mapping[str, Any], seed) -> None:
     """Refuse supernet settings :func:`ecgnas.supernet.egnas_ecg_search` would refuse, before writing."""
     from ecgnas.supernet import ecg_search_config
@@ -346,6 +368,7 @@ def _check_supernet(supernet: Mapping[str, Any], seed) -> None:
 
 def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor, executor_options, batch_size,
                    progress, selection="holdout") -> dict:
+    from nascore.evaluation import is_score
     from nascore.run import Budget, run_search
 
     from ecgnas.evaluator import candidate_of
@@ -364,10 +387,12 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
     best = [float("-inf")]
 
     def on_result(rec):
-        best[0] = max(best[0], rec["score"])
+        score = rec["score"]  # None: a failed evaluation (nascore.run records it so)
+        if is_score(score):
+            best[0] = max(best[0], score)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(last=f"{rec['score']:.1f}", best=f"{best[0]:.1f}")
+            bar.set_postfix(last="failed" if not is_score(score) else f"{score:.1f}", best=f"{best[0]:.1f}")
 
     try:
         res = run_search(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(queries=config["budget"]),
@@ -378,6 +403,9 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
             bar.close()
         ex.close()
     b = res["best"]
+    if b is None:
+        raise UserError(f"{out / 'search'}: every one of the {res['queries']} candidate evaluations failed "
+                        "(no finite hold-out score); nothing to retrain -- check the data and the search fidelity")
     arch = space.from_string(b["arch"])
     return {"arch": b["arch"], "score": float(b["score"]), "candidate": candidate_of(space, arch),
             "flops": b.get("flops"), "latency_ms": b.get("latency_ms"), "evaluations": res["queries"],

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 
 from nascore.errors import UserError
 from nascore.io import append_jsonl
+from nascore.validate import MAX_SEED
 
 N_CLASSES = 5
 Q_INDEX = 4  # ecgnas.aami.CLASSES.index("Q")
@@ -69,6 +70,13 @@ DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("ce", "focal")
 SELECTS = ("best", "last")
 FOCAL_GAMMA = 2.0
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """The training loss became NaN or infinite: one line naming the epoch, the loss and what to
+    change (``ecgnas train`` prints it and exits 2). Also a :class:`FloatingPointError`, so a
+    search that scores candidates (:class:`ecgnas.evaluator.ECGEvaluator`) records a diverging
+    candidate as a bad one instead of stopping."""
+
 
 # Fields that say where / how fast a run goes, not what it computes; they are left out of
 # :meth:`TrainConfig.identity` (the part compared when a run folder is re-used).
@@ -164,8 +172,8 @@ class TrainConfig:
             raise UserError(f"grad_clip: must be > 0 or None, got {self.grad_clip!r}")
         if self.ema_decay is not None and not (isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1):
             raise UserError(f"ema_decay: must be in (0, 1) or None, got {self.ema_decay!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"seed: must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"seed: must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -546,7 +554,8 @@ def fit(model: torch.nn.Module, beats, split: Mapping[str, Sequence[int]], confi
             train_time += t_train
             seen += steps * bs
             if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch} (lower --lr?)")
+                raise TrainingDiverged(f"training diverged at epoch {epoch} (loss {train_loss}); lower --lr "
+                                       f"(now {cfg.lr:g}) or try another --seed")
 
             f1 = float("nan")
             if va.size:

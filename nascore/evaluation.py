@@ -14,6 +14,7 @@ Result(score=90.769333, metrics={'valid_accuracy': 90.769333, 'test_accuracy': 9
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,16 +23,42 @@ from nascore.arch import Arch
 
 @dataclass
 class Result:
+    """One evaluation. A non-finite ``score`` (NaN, ±inf) is a failed evaluation: strategies
+    skip it, run folders record it as ``null`` and never pick it as the best.
+
+    >>> Result(score=float("nan")).to_dict()["score"] is None
+    True
+    >>> Result.from_dict({"score": None}).failed
+    True
+    """
+
     score: float
     metrics: dict = field(default_factory=dict)
     cost: float = 0.0
 
+    @property
+    def failed(self) -> bool:
+        """True when the score is not a finite number (a failed evaluation)."""
+        return not is_score(self.score)
+
     def to_dict(self) -> dict:
-        return {"score": self.score, "metrics": self.metrics, "cost": self.cost}
+        """``{"score", "metrics", "cost"}`` for a JSON record; a failed score is ``None``."""
+        return {"score": None if self.failed else self.score, "metrics": self.metrics, "cost": self.cost}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":
-        return cls(float(d["score"]), dict(d.get("metrics", {})), float(d.get("cost", 0.0)))
+        """The inverse of :meth:`to_dict`: a ``None`` score (a failed evaluation) reads back as NaN."""
+        score = d["score"]
+        return cls(math.nan if score is None else float(score), dict(d.get("metrics", {})),
+                   float(d.get("cost", 0.0)))
+
+
+def is_score(value) -> bool:
+    """True for a usable score: a finite real number (not None, NaN, ±inf or a bool)."""
+    try:
+        return not isinstance(value, bool) and math.isfinite(value)
+    except TypeError:
+        return False
 
 
 class Evaluator(Protocol):

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ _log = logging.getLogger("nascore")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (unique temporary file, fsync, ``os.replace``).
+
+    On failure the temporary file is removed if it can be; a cleanup that fails too (a
+    read-only or vanished file system) is ignored, so the caller sees the first error, the one
+    that says what went wrong, not the cleanup's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,7 +54,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):  # never hide the first error behind the cleanup's
             os.unlink(tmp)
         raise
 

@@ -7,11 +7,12 @@ A run folder holds
   overwritten.
 * ``history.jsonl`` — append-only, one line per finished evaluation, written (and fsynced)
   before the strategy hears of the result: ``{"i": ask index, "arch": canonical string,
-  "score", "metrics", "cost", "cum_cost", "wall"}``.
+  "score", "metrics", "cost", "cum_cost", "wall"}``; a failed evaluation (a NaN or infinite
+  score) has ``"score": null``, read back as NaN (:class:`~nascore.evaluation.Result`).
 * ``result.json`` — the summary, rewritten atomically after every batch: ``seed``, ``queries``,
   ``simulated_seconds``, ``best`` = ``{"arch", "score", **metrics}`` (for benchmarks that
-  includes ``valid_accuracy`` and ``test_accuracy`` in percent; best = highest score, i.e.
-  validation accuracy, first found on ties), ``trajectory`` and ``finished``.
+  includes ``valid_accuracy`` and ``test_accuracy`` in percent; best = highest finite score, i.e.
+  validation accuracy, first found on ties; None while every evaluation failed), ``trajectory`` and ``finished``.
 * ``.nascore.lock`` / ``.nascore.pid`` — the folder's lock (:mod:`nascore.lock`) and its holder's
   PID while a run writes it: a second process running the same folder is refused (UserError
   naming that PID, exit status 2) instead of interleaving its writes.
@@ -44,10 +45,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from nascore.errors import UserError
-from nascore.evaluation import Result
+from nascore.evaluation import Result, is_score
 from nascore.executors import SerialExecutor
 from nascore.io import append_jsonl, atomic_write_json, read_json, read_jsonl
 from nascore.lock import busy_error, folder_lock, is_lock_file
+from nascore.validate import MAX_BUDGET_SECONDS, MAX_QUERIES
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,29 @@ class Budget:
 
     @classmethod
     def parse(cls, text: str | int) -> "Budget":
-        """``"100"`` -> 100 queries; ``"20000s"``, ``"90m"``, ``"5.5h"`` -> simulated seconds."""
+        """``"100"`` -> 100 queries; ``"20000s"``, ``"90m"``, ``"5.5h"`` -> simulated seconds.
+
+        Bounded like :func:`nascore.validate.parse_budget` (at most
+        :data:`~nascore.validate.MAX_QUERIES` queries or :data:`~nascore.validate.MAX_BUDGET_SECONDS`
+        seconds); a non-finite or overflowing number (``1e999``) is a one-line UserError."""
         s = str(text).strip().lower()
         m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(s|m|h)?", s)
         if not m:
             raise UserError(f"--budget: cannot read {text!r} (use a query count like 100, or seconds like 20000s / 6h)")
         value, unit = float(m.group(1)), m.group(2)
+        if not math.isfinite(value):  # "1e999": int(inf) would be an OverflowError
+            raise UserError(f"--budget: {_short_repr(text)} is not a finite number")
         if unit is None:
             if value != int(value):
                 raise UserError(f"--budget: a query count must be a whole number, got {text!r}")
+            if value > MAX_QUERIES:
+                raise UserError(f"--budget: {_short_repr(text)} is more than the {MAX_QUERIES:,} queries allowed")
             return cls(queries=int(value))
-        return cls(seconds=value * {"s": 1, "m": 60, "h": 3600}[unit])
+        seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+        if seconds > MAX_BUDGET_SECONDS:
+            raise UserError(f"--budget: {_short_repr(text)} is more than the {MAX_BUDGET_SECONDS:g} "
+                            "simulated seconds allowed")
+        return cls(seconds=seconds)
 
     def exhausted(self, queries: int, seconds: float) -> bool:
         return ((self.queries is not None and queries >= self.queries)
@@ -256,13 +270,20 @@ def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, execu
 
 
 def summarize(done: list[dict], config: dict, finished: bool) -> dict:
+    """The ``result.json`` dict of the history records ``done`` (in ask order, with ``cum_cost``).
+
+    ``best`` is the record with the highest finite score (first found on ties); failed
+    evaluations (score ``null``/NaN) count as queries and cost but are never the best. While no
+    evaluation has succeeded, ``best`` is None and the trajectory's best columns are ``null``.
+    """
     best = None
     trajectory = []
     for rec in done:
-        if best is None or rec["score"] > best["score"]:
+        if is_score(rec["score"]) and (best is None or rec["score"] > best["score"]):
             best = rec
-        m = best.get("metrics", {})
-        trajectory.append([len(trajectory) + 1, round(rec["cum_cost"], 3), best["score"], m.get("test_accuracy")])
+        m = {} if best is None else best.get("metrics", {})
+        trajectory.append([len(trajectory) + 1, round(rec["cum_cost"], 3), None if best is None else best["score"],
+                           m.get("test_accuracy")])
     out = {
         "seed": config.get("seed"),
         "queries": len(done),

@@ -99,7 +99,7 @@ def _run_seeds(out: Path, base: dict, seeds: list, strategy: str, space_obj, eva
             results.append(res)
             if p:
                 p.update(task, advance=1, description=f"{strategy} on {space}-{dataset}: seed {seed} "
-                         f"test {res['best'].get('test_accuracy', float('nan')):.2f}")
+                         f"test {(res['best'] or {}).get('test_accuracy', float('nan')):.2f}")
     summary = {**base, "seeds": seeds, **summarize_seeds(results), "optimum": table.optimum(fidelity)}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", markdown_table({strategy: summary}, summary["optimum"]))

@@ -89,6 +89,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nascore.errors import UserError
+from nascore.validate import integer, number
 
 # Bump whenever the meaning of prepared beats changes (code, not parameters): old caches are ignored.
 # 2: ``sample`` is the annotation's sample index in the record file (at its own rate); residual channel, rr_set.
@@ -106,6 +107,14 @@ REGULAR_MIN_PREMATURITY = 0.9
 LATER_FIELDS = {"template": "all"}
 BEAT_NORMS = ("none", "zscore", "record")
 MISSING_LEAD = ("error", "skip")
+#: highest sampling rate :class:`PrepConfig` accepts (Hz; MIT-BIH is recorded at 360)
+MAX_FS = 2000
+#: longest beat-window side (seconds before or after the R peak) :class:`PrepConfig` accepts
+MAX_WINDOW_S = 5.0
+#: widest baseline median filter (seconds) :class:`PrepConfig` accepts
+MAX_MEDIAN_WINDOW_S = 10.0
+#: most beats the local RR average may span
+MAX_LOCAL_RR_BEATS = 1000
 
 
 @dataclass(frozen=True)
@@ -117,12 +126,21 @@ class PrepConfig:
     (default: the inter-patient benchmark needs every record, so a silent drop would change it)
     or ``"skip"`` (the record is left out and listed in the report under ``skipped_records``).
 
+    Every number is checked on construction, a bad one being a one-line :class:`UserError` that
+    names the field and the value: finite, ``fs`` at most :data:`MAX_FS` Hz, window sides at
+    most :data:`MAX_WINDOW_S` s, median filters positive and at most :data:`MAX_MEDIAN_WINDOW_S` s,
+    filter frequencies below Nyquist.
+
     >>> PrepConfig(before_s=0.1, after_s=0.2).window_samples()     # at the default 180 Hz
     (18, 36)
     >>> PrepConfig(filter="fancy")
     Traceback (most recent call last):
     ...
     nascore.errors.UserError: filter: unknown value 'fancy' (choose from: median, bandpass, neurokit, none)
+    >>> PrepConfig(before_s=float("nan"))
+    Traceback (most recent call last):
+    ...
+    nascore.errors.UserError: window: before_s=nan: expected a number in [0, 5]
     """
 
     lead: str = "MLII"
@@ -151,14 +169,22 @@ class PrepConfig:
             val = getattr(self, name)
             if val not in allowed:
                 raise UserError(f"{name}: unknown value {val!r} (choose from: {', '.join(allowed)})")
-        if not isinstance(self.fs, int) or self.fs < 50:
-            raise UserError(f"fs: must be an integer >= 50 Hz, got {self.fs!r}")
-        if self.before_s < 0 or self.after_s <= 0:
-            raise UserError(f"window: need before >= 0 and after > 0 seconds, got {self.before_s},{self.after_s}")
+        if not isinstance(self.fs, int) or self.fs < 50 or self.fs > MAX_FS:
+            raise UserError(f"fs: must be an integer in [50, {MAX_FS}] Hz, got {self.fs!r}")
+        # finite and bounded before any arithmetic: nan or 1e308 seconds would otherwise reach
+        # round() / int() below as a ValueError or OverflowError traceback
+        number(0, MAX_WINDOW_S).check("window: before_s", self.before_s)
+        number(0, MAX_WINDOW_S, lo_open=True).check("window: after_s", self.after_s)
         if sum(self.window_samples()) < 2:
             raise UserError(f"window: {self.before_s},{self.after_s} s is shorter than 2 samples at {self.fs} Hz")
-        if len(self.median_windows_s) != 2 or min(self.median_windows_s) <= 0:
-            raise UserError(f"median_windows_s: need two positive widths, got {self.median_windows_s}")
+        for w in _pair("median_windows_s", self.median_windows_s, "two positive widths"):
+            number(0, MAX_MEDIAN_WINDOW_S, lo_open=True).check("median_windows_s", w)
+        for f in _pair("bandpass_hz", self.bandpass_hz, "two frequencies (low, high)"):
+            number().check("bandpass_hz", f)
+        if self.lowpass_hz is not None:
+            number().check("lowpass_hz", self.lowpass_hz)
+        integer().check("filter_order", self.filter_order)
+        integer(1, MAX_LOCAL_RR_BEATS).check("local_rr_beats", self.local_rr_beats)
         lo, hi = self.bandpass_hz
         if not 0 < lo < hi < self.fs / 2:
             raise UserError(f"bandpass_hz: need 0 < low < high < {self.fs / 2} Hz, got {lo},{hi}")
@@ -207,6 +233,13 @@ class PrepConfig:
         True
         """
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _pair(name: str, value, what: str) -> tuple:
+    """``value`` as a 2-tuple, else a one-line UserError ``"<name>: need <what>, got <value>"``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise UserError(f"{name}: need {what}, got {value!r}")
+    return tuple(value)
 
 
 def clean_signal(sig: np.ndarray, fs: int, cfg: PrepConfig) -> np.ndarray:

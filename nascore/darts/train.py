@@ -491,6 +491,10 @@ def _search_epoch(cfg, net, task: SearchTask, opt, arch_opt, es, autocast, epoch
     t_w = time.perf_counter() - t1
     if seen == 0:
         raise UserError("the search task yielded no training batch (training split smaller than one batch?)")
+    for name, value in (("loss", loss_sum / seen), ("architecture loss", arch_loss_sum)):
+        if not math.isfinite(value):  # stop here, one line, before the log gets a NaN it cannot hold
+            raise UserError(f"training diverged at epoch {epoch} ({name} {value}); lower the weight "
+                            f"learning rate (--lr, now {cfg['lr']:g})")
     t2 = time.perf_counter()
     metrics = task.evaluate(net, autocast, epoch)
     t_ev = time.perf_counter() - t2
@@ -638,6 +642,9 @@ def _train_locked(cfg: dict, out: Path, dev: torch.device, x, y, xt, yt, progres
             loss_sum += float(loss.detach()) * len(yb)
             correct += float((logits.argmax(1) == yb).sum())
             seen += len(yb)
+        if not math.isfinite(loss_sum):  # stop here, one line, before the log gets a NaN it cannot hold
+            raise UserError(f"training diverged at epoch {epoch} (loss {loss_sum / max(seen, 1)}); lower "
+                            f"--lr (now {cfg['lr']:g})")
         net.eval()
         t_correct = 0.0
         with torch.no_grad(), (autocast or nullcontext)():
