@@ -80,7 +80,8 @@ def _parsers():
     from nascore.cli import COMMAND_MODULES as CORE_MODULES
     from nascore.cliutil import build_parser
 
-    todo = [(("nascore",), build_parser("nascore", "x", CORE_MODULES)), (("ecgnas",), build_parser("ecgnas", "x", ECG_MODULES))]
+    todo = [(("nascore",), build_parser("nascore", "x", CORE_MODULES)),
+            (("ecgnas",), build_parser("ecgnas", "x", ECG_MODULES))]
     while todo:
         words, parser = todo.pop()
         yield words, parser
