@@ -263,7 +263,7 @@ class EvolutionStrategy:
             self.cma._rng = np.random.RandomState(0)
 
 
-def egnas_search(*, output, space: str = "nb201", data=None, epochs: int = 50, warmup: int = 15, subset=None,
+def egnas_search(*, output, space: str = "nb201", data=None, epochs: int = 50, warmup: int | None = None, subset=None,
                  seed: int = 0, device: str = "cpu", es: ESConfig | None = None, progress: bool = True, **kwargs) -> dict:
     """Run (or resume) an EG-NAS search in ``output``; returns the ``result.json`` dict.
 

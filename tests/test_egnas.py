@@ -233,3 +233,13 @@ def test_real_jpeg_cifar10_search_smoke(tmp_path, monkeypatch):
     assert log[-1]["train_acc"] > 10.0 or log[-1]["valid_acc"] > 10.0   # better than chance on 10 classes
     bench = real_dataset("nasbench201", "nb201-cifar10.csv")
     assert res["test_accuracy"] is not None or "lookup_error" in res or bench is None
+
+
+def test_default_warmup_is_the_papers_share_so_short_runs_are_not_refused():
+    from nascore.darts.train import search_config
+
+    assert search_config(method="egnas", space="nb201", epochs=50)["warmup"] == 15   # the paper's 15 of 50
+    assert search_config(method="egnas", space="nb201", epochs=2)["warmup"] == 1     # was an error (15 > 2)
+    assert search_config(method="darts", space="nb201", epochs=2)["warmup"] == 0
+    with pytest.raises(UserError, match="warmup"):
+        search_config(method="egnas", space="nb201", epochs=2, warmup=3)

@@ -34,7 +34,7 @@ def add_search_args(p) -> None:
     p.add_argument("--data", default=None, help="CIFAR folder (default $NASCORE_DATA/cifar10-jpeg or cifar10)")
     p.add_argument("--bench-data", default=None, help="NAS-Bench-201 table folder (default $NASCORE_DATA/nasbench201)")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=None, help="epochs before α moves (default: egnas 15, darts 0)")
+    p.add_argument("--warmup", type=int, default=None, help="epochs before α moves (default: egnas 30%% of --epochs, 15 of 50 as in the paper; darts 0)")
     p.add_argument("--subset", type=int, default=None, help="use only the first N training images (smoke runs)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=None, help="weight learning rate (default: egnas 0.1, darts 0.025)")

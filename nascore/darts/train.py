@@ -62,15 +62,26 @@ from nascore.lock import busy_error
 from nascore.run import check_config, claim_folder
 
 METHODS = ("egnas", "darts")
-#: per method: warm-up epochs before α moves (EG-NAS paper: 15 of 50; DARTS: none) and the weight
-#: learning rate (EG-NAS code 0.1, DARTS code 0.025), used when a search leaves them unset
-DEFAULT_WARMUP = {"egnas": 15, "darts": 0}
+#: per method: the share of the epochs spent warming up before α moves (EG-NAS paper: 15 of 50;
+#: DARTS: none) and the weight learning rate (EG-NAS code 0.1, DARTS code 0.025), used when a
+#: search leaves them unset; the warm-up is ``round(share * epochs)`` (15 at the paper's 50 epochs)
+DEFAULT_WARMUP_SHARE = {"egnas": 0.3, "darts": 0.0}
 DEFAULT_LR = {"egnas": 0.1, "darts": 0.025}
+
+
+def default_warmup(method: str, epochs: int) -> int:
+    """Warm-up epochs when a search does not set them: the method's share of ``epochs``
+    (:data:`DEFAULT_WARMUP_SHARE`), so a short run is never refused for its default warm-up.
+
+    >>> default_warmup("egnas", 50), default_warmup("egnas", 2), default_warmup("darts", 50)
+    (15, 1, 0)
+    """
+    return int(round(DEFAULT_WARMUP_SHARE[method] * epochs))
 
 
 def method_settings(method: str, epochs: int, warmup: int | None, amp: str, es) -> tuple[int, dict | None]:
     """Checks shared by every supernet search configuration (CIFAR here, ECG beats in
-    :mod:`ecgnas.supernet`): the method, the warm-up (default :data:`DEFAULT_WARMUP`, between 0 and
+    :mod:`ecgnas.supernet`): the method, the warm-up (default :func:`default_warmup`, between 0 and
     ``epochs``), the autocast mode, and the EG-NAS settings (an :class:`~nascore.egnas.ESConfig` or
     its dict, normalised to a dict; None for DARTS). Returns ``(warmup, es)``.
 
@@ -79,7 +90,7 @@ def method_settings(method: str, epochs: int, warmup: int | None, amp: str, es) 
     """
     if method not in METHODS:
         raise UserError(f"unknown search method {method!r} (choose from {', '.join(METHODS)})")
-    warmup = DEFAULT_WARMUP[method] if warmup is None else warmup
+    warmup = default_warmup(method, epochs) if warmup is None else warmup
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= epochs:
         raise UserError(f"--warmup must be an integer between 0 and --epochs ({epochs}); got {warmup!r}")
     if amp not in ("auto", "bf16", "off"):
