@@ -326,3 +326,16 @@ def test_regular_template_ignores_premature_beats_and_old_configs_keep_their_key
     assert PrepConfig(template="regular").key() != PrepConfig().key()
     with pytest.raises(UserError, match="template"):
         PrepConfig(template="mean")
+
+
+def test_train_cli_template_option_reaches_the_run_config_and_evaluate(tmp_path, monkeypatch):
+    install_fake_loader(monkeypatch)
+    run = tmp_path / "regular"
+    assert cli(ARGS + ["--template", "regular", "--output", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["prep"]["template"] == "regular"
+    assert load_checkpoint(run / "checkpoint.pt")["prep"]["template"] == "regular"
+    assert cli(["evaluate", str(run), "--quiet", "--device", "cpu"]) == 0   # same prep key rebuilt
+    plain = tmp_path / "plain"
+    assert cli(ARGS + ["--output", str(plain)]) == 0
+    assert "template" not in json.loads((plain / "config.json").read_text())["prep"]
+    assert cli(ARGS + ["--template", "regular", "--output", str(plain)]) == 2   # another configuration

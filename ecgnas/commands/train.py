@@ -19,6 +19,7 @@ from nascore.helptext import doc_paragraph
 from nascore.validate import MAX_SEED, integer, number
 
 from ecgnas.augment import AUGMENTATIONS
+from ecgnas.data.preprocess import TEMPLATES
 from ecgnas.run import DECISIONS, DONE_FILE, MEMBER_KINDS, RUN_FILES, check_output, run_identity, train_run  # noqa: F401
 from ecgnas.train import CLASS_WEIGHT_MODES, DEVICES, LOSSES, SAMPLERS, SCHEDULES, TrainConfig
 
@@ -97,6 +98,9 @@ def register(subparsers) -> None:
                    help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     p.add_argument("--window", default=None, metavar="BEFORE,AFTER",
                    help="beat window in seconds around the R peak (default 0.25,0.45)")
+    p.add_argument("--template", choices=TEMPLATES, default="all",
+                   help="residual template: the median of all the record's beats (default) or of its non-premature "
+                        "beats only (regular; for records where ectopic beats are the majority)")
     p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="model hyper-parameter (repeat)")
     p.add_argument("--output", required=True, help="run folder")
     p.add_argument("--ensemble", type=int, default=1, metavar="K",
@@ -115,12 +119,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
-def parse_window(text: str | None):
-    """``"0.25,0.45"`` -> a PrepConfig with that window (None -> the default PrepConfig)."""
+def parse_window(text: str | None, template: str = "all"):
+    """``"0.25,0.45"`` -> a PrepConfig with that window (None -> the default window) and residual
+    ``template``."""
     from ecgnas.data import PrepConfig
 
     if text is None:
-        return PrepConfig()
+        return PrepConfig(template=template)
     shown = text if len(text) <= 60 else text[:57] + "..."
     try:
         before, after = (float(v) for v in text.split(","))
@@ -130,7 +135,7 @@ def parse_window(text: str | None):
             and 0 < after <= MAX_WINDOW_S):
         raise UserError(f"--window: need 0 <= BEFORE <= {MAX_WINDOW_S:g} and 0 < AFTER <= {MAX_WINDOW_S:g} "
                         f"seconds, got {shown!r}")
-    return PrepConfig(before_s=before, after_s=after)
+    return PrepConfig(before_s=before, after_s=after, template=template)
 
 
 def train_config_from_args(args, **fields) -> TrainConfig:
@@ -147,7 +152,8 @@ def main(args) -> int:
     check_options(args, TRAIN_BOUNDS)
     cfg = train_config_from_args(args, lr=args.lr, weight_decay=args.weight_decay, class_weight=args.class_weight,
                                  seed=args.seed)
-    train_run(args.output, args.model, hparams=parse_hparams(args.hparam), train=cfg, prep=parse_window(args.window),
+    train_run(args.output, args.model, hparams=parse_hparams(args.hparam), train=cfg,
+              prep=parse_window(args.window, args.template),
               split=args.split, data=args.data, progress=not args.quiet, ensemble=args.ensemble,
               members=args.members, decision=args.decision if cfg.select == "last" else "none", folds=args.folds,
               cv=args.cv)
