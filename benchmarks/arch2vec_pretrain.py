@@ -15,8 +15,10 @@ rules (``nascore.arch2vec.metrics.ARCH2VEC_RULES``).
 * DARTS: ``--darts-samples`` distinct random single cells (released: 600,000).
 * ``diagnosis``: NB201 seed-0 VGAE under other settings, to locate the validity / uniqueness gap:
   the settings of this package's first version (softmax CE + mean BCE, KL weight 0.005, no
-  clipping), the released settings with their decoder dropout 0.3, dropout 0.1, and a KL weight
-  of a quarter of the released one.
+  clipping), the released settings with their decoder dropout 0.3 (under our schedule, training
+  mode in every epoch -- the released scripts switch to eval mode after epoch 1, see
+  ``benchmarks/arch2vec_schedule.py``), dropout 0.1, and a KL weight of a quarter of the released
+  one.
 * ``scale``: a synthetic finite space of 470,000 10-node architectures (the size of the ECG cell
   space): dataset streaming, pretraining on a ``max_archs`` sample, embeddings for all, and the
   per-query cost of arch2vec-BO and -RL on it.

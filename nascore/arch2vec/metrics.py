@@ -2,8 +2,15 @@
 
 * :func:`reconstruction` -- on held-out architectures, decode the posterior means and compare:
   ``accuracy`` = % of architectures whose every node label and every upper-triangular adjacency
-  entry is recovered (the strict figure), plus per-node ``ops_accuracy`` and per-entry
-  ``adj_accuracy``.
+  entry is recovered (whole-graph exact reconstruction, the strict figure), plus per-node
+  ``ops_accuracy`` (all ``M`` slots, padding included) and per-entry ``adj_accuracy`` (all
+  ``M(M-1)/2`` upper-triangular entries). The per-element pair is what the released pretraining
+  scripts print (``get_val_acc_vae`` / ``get_accuracy`` in ``utils/utils.py``: ``acc_ops``, the
+  label argmax agreement over all nodes, and ``acc_adj``, thresholded upper-triangular agreement),
+  and so the measure of the paper's reconstruction figures; whole-graph exact reconstruction is
+  stricter and bounded by :func:`wl_ceiling`.
+* :func:`wl_ceiling` -- the share of cells that *no* encoder bounded by the Weisfeiler-Lehman
+  test (GIN included) with an inner-product adjacency decoder can reconstruct exactly.
 * :func:`validity_uniqueness` -- decode ``n`` latent samples, one ``[M, latent]`` matrix each,
   exactly as the released pretraining scripts do: operations by argmax of the operation decoder,
   adjacency by :math:`\\sigma(z z^\\top) > 0.5` on the strict upper triangle. Two sampling
@@ -84,6 +91,123 @@ def latent_stats(model: VGAE, ops: torch.Tensor, adj: torch.Tensor, batch_size: 
     mean = s1 / n
     var = (s2 - n * mean * mean) / max(n - 1, 1)
     return mean.float(), var.clamp_min(0).sqrt().float()
+
+
+# --- ceiling of whole-graph exact reconstruction ------------------------------------------------
+def _undirected(adj) -> np.ndarray:
+    a = np.triu(np.asarray(adj) != 0, 1)
+    return a | a.transpose(0, 2, 1)
+
+
+def wl_colours(ops, adj, rounds: int | None = None, seed: int = 0) -> np.ndarray:
+    """Weisfeiler-Lehman (1-WL colour refinement) colours ``[B, M]`` int64 of dense cells.
+
+    ``ops [B, M]`` labels are the initial colours (padding slots included, with their own label);
+    each round a node's new colour is its colour and the multiset of its neighbours' colours in
+    the *undirected* graph ``adj + adj^T`` (what the arch2vec encoders aggregate over, ours and the
+    released ``preprocessing`` method 4 alike). ``rounds`` None: refine until no cell's partition
+    changes (at most ``M - 1`` rounds); else that many rounds (0: the labels). Colours are global
+    (comparable across cells); the multiset is hashed as a wrap-around sum of random 64-bit
+    weights (a collision needs two different multisets of at most ``M`` colours to sum alike).
+
+    >>> ops = np.array([[0, 1, 1, 2]])
+    >>> adj = np.array([[[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]]])
+    >>> c = wl_colours(ops, adj)
+    >>> bool(c[0, 1] == c[0, 2]), len(set(c[0].tolist()))
+    (True, 3)
+    """
+    ops = np.asarray(ops, np.int64)
+    und = _undirected(adj).astype(np.uint64)
+    b, m = ops.shape
+    rng = np.random.default_rng(seed)
+    _, colours = np.unique(ops.ravel(), return_inverse=True)
+    colours = colours.reshape(b, m)
+
+    def classes(c):
+        s = np.sort(c, 1)
+        return 1 + (np.diff(s, axis=1) != 0).sum(1)
+
+    k = classes(colours)
+    r = 0
+    while (rounds is None and r < max(m - 1, 0)) or (rounds is not None and r < rounds):
+        w = rng.integers(1, np.iinfo(np.int64).max, size=int(colours.max()) + 1, dtype=np.int64).astype(np.uint64)
+        sig = np.matmul(und, w[colours][..., None])[..., 0]  # uint64, wraps around
+        pairs = np.stack([colours.ravel().astype(np.uint64), sig.ravel()], 1)
+        _, new = np.unique(pairs, axis=0, return_inverse=True)
+        new = new.reshape(b, m)
+        r += 1
+        k_new = classes(new)
+        colours = new
+        if (k_new == k).all():  # stable: no cell's partition was refined (it never can be later)
+            break
+        k = k_new
+    return colours
+
+
+def wl_ceiling(ops, adj, rounds: int | None = None, batch_size: int = 65_536) -> dict:
+    """Cells that an encoder bounded by 1-WL with an inner-product adjacency decoder cannot
+    reconstruct exactly, and the resulting ceiling of whole-graph exact reconstruction (percent).
+
+    The argument. The encoder (a GIN over ``adj + adj^T`` with the labels one-hot as input, ours or
+    the released one) computes node states that are functions of the node's WL colour after as
+    many rounds as it has layers (4 here and in the release): two nodes ``u != v`` of one colour get
+    *identical* :math:`\\mu_u = \\mu_v` (BatchNorm in eval mode is a per-feature affine map and
+    keeps that). Reconstruction decodes :math:`\\mu`: the label by argmax of a linear map (so equal
+    colours, which carry equal labels, are harmless there) and the edge ``{u, v}`` by
+    :math:`\\mu_u^\\top \\mu_v > 0` on the upper triangle. For a DAG in topological order the upper
+    triangle holds each undirected pair once, so exact reconstruction needs the *undirected*
+    adjacency to equal ``[mu_u . mu_v > 0]`` for every pair. Two ways this is impossible:
+
+    1. *Same colour, not adjacent* (``same_colour_nonadjacent``): :math:`\\mu_u^\\top \\mu_v =
+       \\|\\mu_u\\|^2 \\ge 0`, so the decoder predicts the absent edge ``{u, v}`` unless
+       :math:`\\mu_u = 0`; but then every logit of ``u`` is 0 and ``u`` is decoded without any
+       edge, wrong unless ``u`` has none. So a cell fails if two distinct nodes of one colour are
+       non-adjacent and not isolated (isolated nodes of one colour -- NB101's padding slots -- can
+       all sit at :math:`\\mu = 0` and be decoded right). This is the argument of issue 15.
+    2. *Colour-pair inconsistency*: the logit of ``{u, v}`` depends only on the colours of ``u``
+       and ``v``, so two pairs with the same two (different) colours must be both edges or both
+       non-edges. A cell with ``c(u) = c(u')``, ``c(v) = c(v')``, ``{u, v}`` an edge and
+       ``{u', v'}`` not, fails even when every colour class is a clique -- e.g. the 4-cycle
+       ``0->1, 0->2, 1->3, 2->3`` labelled ``a, a, b, b``, where both classes are adjacent pairs.
+
+    ``unreconstructable`` counts cells with either defect. Conversely, a cell with neither can be
+    decoded exactly from some per-colour vectors (a Gram matrix with the required off-diagonal
+    signs and a large diagonal is positive definite; at most ``M <= 16 = latent`` colours), so per
+    cell the condition is exact; across a data set one encoder and one decoder must serve all
+    cells at once, so ``ceiling = 100 * (1 - unreconstructable / cells)`` is an upper bound on
+    exact reconstruction, not a promise. ``rounds`` None uses the stable WL colours, which holds
+    for any depth (a deeper or different message-passing encoder cannot separate what 1-WL does
+    not); ``rounds=4`` is the bound for the 4-layer encoders (coarser colours, more cells fail).
+    Per-element accuracies are not capped this way: a defective cell loses one or a few entries.
+
+    >>> ops = np.array([[0, 1, 1, 2], [0, 1, 3, 2]])  # input, two parallel ops, output
+    >>> adj = np.array([[[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]]] * 2)
+    >>> r = wl_ceiling(ops, adj)
+    >>> r["unreconstructable"], r["ceiling"]
+    (1, 50.0)
+    """
+    ops = np.asarray(ops)
+    n = len(ops)
+    c2 = bad = 0
+    for s in range(0, n, batch_size):
+        o = np.asarray(ops[s:s + batch_size], np.int64)
+        und = _undirected(np.asarray(adj[s:s + batch_size]))
+        c = wl_colours(o, und, rounds)
+        m = o.shape[1]
+        same = c[:, :, None] == c[:, None, :]
+        off = ~np.eye(m, dtype=bool)
+        active = und.any(2)
+        d2 = (same & off & ~und & active[:, :, None]).any((1, 2))
+        first = same.argmax(2)  # a representative (the first node) of each node's colour class
+        rows = np.arange(len(o))[:, None, None]
+        rep = und[rows, first[:, :, None], first[:, None, :]]
+        d1 = (~same & (und != rep)).any((1, 2))
+        c2 += int(d2.sum())
+        bad += int((d1 | d2).sum())
+    return {"cells": n, "rounds": "stable" if rounds is None else int(rounds),
+            "same_colour_nonadjacent": c2, "unreconstructable": bad,
+            "ceiling_same_colour_only": 100.0 * (1 - c2 / n) if n else 100.0,
+            "ceiling": 100.0 * (1 - bad / n) if n else 100.0}
 
 
 # --- validity rules of the released arch2vec scripts ---------------------------------------------

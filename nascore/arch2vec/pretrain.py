@@ -10,9 +10,9 @@ vectorised when the space has ``sample_dense``, as :class:`~nascore.arch2vec.cel
 does). Nothing here is quadratic in the number of architectures.
 
 :func:`pretrain` trains :class:`~nascore.arch2vec.vgae.VGAE` with Adam (released settings:
-batch 32, lr 1e-3, decoder dropout 0.3, gradient-norm clipping at 5, the released loss
-normalisation) on a seeded ``max_archs`` sample of the architectures (all of them by default),
-holding out a seeded ``holdout`` fraction of that sample; it measures the quality figures of
+batch 32, lr 1e-3, gradient-norm clipping at 5, the released loss normalisation) on a seeded
+``max_archs`` sample of the architectures (all of them by default), holding out a seeded
+``holdout`` fraction of that sample; it measures the quality figures of
 :mod:`nascore.arch2vec.metrics` on the held-out split and writes, atomically, into ``output``:
 
 * ``model.pt`` -- ``{"format", "space", "config", "state_dict", "train", "metrics", "latent_stats"}``;
@@ -23,6 +23,23 @@ holding out a seeded ``holdout`` fraction of that sample; it measures the qualit
 * ``embeddings.npz`` -- ``keys`` (``space.key`` strings) and ``emb`` ``[N, latent]`` float32 for
   *every* architecture of a finite space (also those left out of a ``max_archs`` sample), or of
   the sampled cells of an infinite one, and the model file's digest.
+
+Two training schedules (``schedule``):
+
+* ``"released"`` -- what the released pretraining scripts do (``models/pretraining_nasbench101.py``,
+  ``pretraining_nasbench201.py``, ``pretraining_darts.py`` of MSU-MLSys-Lab/arch2vec): the first
+  epoch in training mode, then ``model.eval()`` (called there before the end-of-epoch validity
+  check, and never undone), so from epoch 2 on the model trains with :math:`z = \\mu` (no
+  sampling), without decoder dropout and with frozen BatchNorm running statistics (the BatchNorm
+  scales and shifts still train). Its decoder dropout defaults to the released 0.3, which is
+  therefore active during epoch 1 only.
+* ``"ours"`` (default) -- training mode in every epoch (sampling, dropout, BatchNorm batch
+  statistics throughout); decoder dropout defaults to 0, because 0.3 in every epoch keeps the
+  operation labels at the class-frequency plateau.
+
+Per epoch the curve records the held-out whole-graph exact reconstruction and the per-node label
+/ per-entry adjacency accuracies (the measures the released scripts print), and whether the
+epoch ran in training mode.
 
 The default folder is ``user_cache_root()/arch2vec/<space>[-gae]`` (:func:`default_model_dir`);
 :func:`load_embeddings` loads (or computes and caches) the embeddings for a model, pretraining
@@ -59,7 +76,7 @@ import numpy as np
 import torch
 
 from nascore.arch2vec import metrics as M
-from nascore.arch2vec.vgae import LOSS_FORMS, VGAE, pad_positions
+from nascore.arch2vec.vgae import LOSS_FORMS, SIGMA_HEADS, VGAE, pad_positions
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_json
 from nascore.lock import folder_lock
@@ -68,8 +85,17 @@ from nascore.paths import user_cache_root
 FORMAT = "nascore-arch2vec-v1"
 #: published pretraining settings (Yan et al. 2020, code release): epochs per space
 DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10, "darts-cell": 10}
+#: training schedules of :func:`pretrain` (see module docstring)
+SCHEDULES = ("ours", "released")
+#: decoder dropout of the released scripts (``--dropout`` default 0.3 in all three)
+RELEASED_DROPOUT = 0.3
 #: the files :func:`pretrain` writes into its output folder
 OUTPUT_FILES = ("model.pt", "gin_encoder.pt", "metrics.json", "embeddings.npz")
+
+
+def default_dropout(schedule: str) -> float:
+    """Decoder dropout when none is given: released 0.3 under the released schedule, else 0."""
+    return RELEASED_DROPOUT if schedule == "released" else 0.0
 
 
 def default_model_dir(space_name: str, variational: bool = True) -> Path:
@@ -278,17 +304,20 @@ def _progress(enabled: bool):
 
 def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, lr: float = 1e-3,
              kl_weight: float | None = None, hidden: int = 128, layers: int = 4, latent: int = 16,
-             variational: bool = True, dropout: float = 0.0, clip: float | None = 5.0,
+             variational: bool = True, dropout: float | None = None, clip: float | None = 5.0,
              loss_form: str = "arch2vec", seed: int = 0, holdout: float = 0.1, max_archs: int | None = None,
              samples: int = 100_000, quality_samples: int = 10_000, progress: bool = True,
-             data=None) -> dict:
+             data=None, schedule: str = "ours", sigma_head: str = "logvar") -> dict:
     """Pretrain on ``space`` and write the files listed in the module docstring to ``output``.
 
     ``data``: a ``(keys, ops, adj)`` triple from :func:`space_dataset` covering the architectures
     to embed (built here when None: all of a finite space, ``samples`` random cells of an
     infinite one). ``max_archs``: train (and hold out) on a seeded random sample of that many of
     them; the embeddings still cover all of ``data``. ``kl_weight`` None: the loss form's default
-    (released: 1/(batch x nodes)); ``clip`` None: no gradient clipping.
+    (released: 1/(batch x nodes)); ``clip`` None: no gradient clipping. ``schedule``: "ours"
+    (training mode every epoch) or "released" (eval mode from epoch 2 on, see the module
+    docstring); ``dropout`` None: :func:`default_dropout` of the schedule. ``sigma_head``:
+    "logvar" (sigma = exp(head/2), ours) or "logstd" (sigma = exp(head), released).
     ``output`` is checked and locked (:func:`claimed_output`) before anything is built or trained.
     Returns the ``metrics.json`` dict plus ``"output"``.
     """
@@ -300,6 +329,12 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
         raise UserError(f"hidden, layers and latent must be >= 1, got {hidden}, {layers}, {latent}")
     if not 0 < holdout < 1:
         raise UserError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    if schedule not in SCHEDULES:
+        raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if sigma_head not in SIGMA_HEADS:
+        raise UserError(f"sigma head must be one of {', '.join(SIGMA_HEADS)}, got {sigma_head!r}")
+    if dropout is None:
+        dropout = default_dropout(schedule)
     if not 0 <= dropout < 1:
         raise UserError(f"decoder dropout must be in [0, 1), got {dropout}")
     if loss_form not in LOSS_FORMS:
@@ -311,12 +346,13 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
                                 kl_weight=kl_weight, hidden=hidden, layers=layers, latent=latent,
                                 variational=variational, dropout=dropout, clip=clip, loss_form=loss_form, seed=seed,
                                 holdout=holdout, max_archs=max_archs, samples=samples,
-                                quality_samples=quality_samples, progress=progress, data=data)
+                                quality_samples=quality_samples, progress=progress, data=data,
+                                schedule=schedule, sigma_head=sigma_head)
 
 
 def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, hidden, layers, latent, variational,
                      dropout, clip, loss_form, seed, holdout, max_archs, samples, quality_samples, progress,
-                     data) -> dict:
+                     data, schedule, sigma_head) -> dict:
     """:func:`pretrain` (arguments checked) with the lock of ``output`` held."""
     t0 = time.perf_counter()
     if data is None:
@@ -333,7 +369,7 @@ def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, 
     test_idx, train_idx = perm[:n_test], perm[n_test:]
     torch.manual_seed(seed)
     model = VGAE(len(space.node_labels), space.max_nodes, hidden=hidden, layers=layers, latent=latent,
-                 variational=variational, dropout=dropout)
+                 variational=variational, dropout=dropout, sigma_head=sigma_head)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed + 1)
     curve = []
@@ -342,7 +378,9 @@ def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, 
     with _progress(progress) as p:
         task = p.add_task(f"arch2vec {space.name}", total=epochs) if p else None
         for ep in range(epochs):
-            model.train()
+            # released: model.eval() after epoch 1 and never model.train() again
+            model.train(schedule == "ours" or ep == 0)
+            train_mode = model.training
             order = train_idx[torch.randperm(len(train_idx), generator=g)]
             tot = {"loss": 0.0, "ops": 0.0, "adj": 0.0, "kl": 0.0}
             steps = 0
@@ -361,16 +399,19 @@ def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, 
                 for k, v in parts.items():
                     tot[k] += v
                 steps += 1
+            rq = M.reconstruction(model, test_ops, test_adj)
             rec = {"epoch": ep + 1, **{k: v / max(steps, 1) for k, v in tot.items()},
-                   "seconds": time.perf_counter() - te,
-                   "heldout_accuracy": M.reconstruction(model, test_ops, test_adj)["accuracy"]}
+                   "seconds": time.perf_counter() - te, "train_mode": train_mode,
+                   "heldout_accuracy": rq["accuracy"], "heldout_ops_accuracy": rq["ops_accuracy"],
+                   "heldout_adj_accuracy": rq["adj_accuracy"]}
             if not math.isfinite(rec["loss"]):  # before any file is written; NaN has no place in metrics.json
                 raise UserError(f"arch2vec pretraining diverged: loss {rec['loss']} in epoch {ep + 1} "
                                 f"(lower --lr, now {lr}, or clip gradients with --clip)")
             curve.append(rec)
             if p:
                 p.update(task, advance=1, description=f"arch2vec {space.name}: epoch {ep + 1} loss {rec['loss']:.4f} "
-                         f"held-out recon {rec['heldout_accuracy']:.2f}%")
+                         f"held-out exact {rec['heldout_accuracy']:.2f}% labels {rec['heldout_ops_accuracy']:.2f}% "
+                         f"adj {rec['heldout_adj_accuracy']:.2f}%")
     train_seconds = time.perf_counter() - t_train
     model.eval()
     t_q = time.perf_counter()
@@ -385,7 +426,8 @@ def _pretrain_locked(space, output: Path, *, epochs, batch_size, lr, kl_weight, 
     train_info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "loss_form": loss_form,
                   "kl_weight": kl_weight if kl_weight is not None else
                   ("1/(batch*nodes)" if loss_form == "arch2vec" else 0.005),
-                  "dropout": dropout, "clip": clip, "seed": seed, "holdout": holdout,
+                  "dropout": dropout, "clip": clip, "seed": seed, "holdout": holdout, "schedule": schedule,
+                  "sigma_head": sigma_head,
                   "n_architectures": n, "n_embedded": n_all, "n_train": len(train_idx), "n_heldout": n_test,
                   "max_archs": max_archs, "torch_threads": torch.get_num_threads()}
     ck = {"format": FORMAT, "space": space.name, "config": config, "state_dict": model.state_dict(),

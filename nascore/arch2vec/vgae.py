@@ -17,24 +17,37 @@ summed and divided by all :math:`M^2` entries (the released code masks the lower
 zero on both sides and takes the mean) + the per-node KL divergence to :math:`\\mathcal N(0, I)`
 times ``kl_weight``, which defaults to :math:`1/(BM)` as there (``B`` = batch, ``M`` = nodes).
 Gradient norms are clipped at 5 there and here (:func:`nascore.arch2vec.pretrain.pretrain`).
-``dropout`` applies dropout to :math:`z` before the decoder in training mode; the released
-scripts use 0.3 (their "decoder implicit regularisation"), but with it the operations did not
-train here: on NAS-Bench-201 the operation accuracy stayed at 40-57 % (the class-frequency
-plateau) and exact reconstruction at 0 % after 10 epochs, for the VGAE and the GAE, with our GIN
-and with the released GIN layout (extra BatchNorm + ReLU after every layer) alike, while without
-it reconstruction reaches 100 % by epoch 2-5. The default is therefore 0 (measurements in
-``benchmarks/RESULTS.md``). ``form="mean"`` is the plain variant this package used first:
+``dropout`` applies dropout to :math:`z` before the decoder in training mode. The released
+scripts pass 0.3 (their "decoder implicit regularisation"), but they call ``model.eval()`` after
+the first epoch's training steps and never ``model.train()`` again, so the released model uses
+the dropout -- and samples :math:`z`, and updates the BatchNorm running statistics -- in epoch 1
+only (``schedule="released"`` of :func:`nascore.arch2vec.pretrain.pretrain`, which defaults the
+dropout to 0.3). Under this package's schedule (``schedule="ours"``, training mode every epoch)
+dropout 0.3 is active for all epochs and, with this package's GIN, the operations did not train
+on NAS-Bench-201 (operation accuracy at the 40 % class-frequency plateau, exact reconstruction 0 %
+after 10 epochs; with the released GIN layout they do train, slowly: 63 % exact after 10 epochs),
+so that schedule defaults to dropout 0. Under the released schedule dropout 0.3 reaches 100 % on
+NAS-Bench-201 by epoch 5-6 (measurements of both in ``benchmarks/RESULTS.md``).
+``form="mean"`` is the plain variant this package used first:
 softmax cross-entropy of the operations + mean BCE over the upper triangle + ``kl_weight``
 (default 0.005) x KL; it gets off the plateau faster on tiny data. ``variational=False`` gives
 the plain graph autoencoder (GAE) of the paper's comparison: :math:`z = \\mu`, no KL (same
 decoder and loss otherwise).
 
+Standard deviation: ``sigma_head="logvar"`` (default) reads the second head as
+:math:`\\log\\sigma^2`, :math:`\\sigma = \\exp(\\tfrac12 \\mathrm{head})`; ``sigma_head="logstd"`` is the
+released parameterisation, :math:`\\sigma = \\exp(\\mathrm{head})` (the released ``reparameterize``
+uses ``std = exp(logvar)`` and its KL ``1 + 2 logvar - mu^2 - exp(logvar)^2``). The same family of
+distributions and the same KL as a function of :math:`(\\mu, \\sigma)`; the head differs by a
+factor 2, which changes the initial :math:`\\sigma` spread and the gradient scale. Internally
+``"logstd"`` is turned into :math:`\\log\\sigma^2 = 2\\,\\mathrm{head}` right after the head, so
+``encode`` always returns :math:`(\\mu, \\log\\sigma^2)`.
+
 Differences from the released model, kept deliberately: the GIN is this package's
 :class:`~nascore.encoders.gin.GINEncoder` (Linear-BN-ReLU-Linear per layer, ReLU between layers;
 the released one adds BatchNorm + ReLU after every layer, the last included) so that its weights
-can initialise predictors; :math:`\\sigma = \\exp(\\tfrac12 \\mathrm{logvar})` where the released
-code's ``logvar`` head is :math:`\\log\\sigma` (the same family, the same KL); one extra "no node"
-class for padding slots, where the released NB-101 data have an all-zero label row.
+can initialise predictors; one extra "no node" class for padding slots, where the released
+NB-101 data have an all-zero label row.
 
 Data layout ("dense"): ``ops`` integer tensor ``[B, M]`` (label index in ``space.node_labels``,
 ``PAD = len(node_labels)`` for absent nodes) and ``adj`` ``[B, M, M]`` 0/1 (forward edges,
@@ -83,9 +96,12 @@ from nascore.arch import Arch
 from nascore.encoders.gin import GINEncoder
 
 #: keys of the model configuration stored in checkpoints
-CONFIG_KEYS = ("n_labels", "max_nodes", "hidden", "layers", "latent", "variational", "dropout")
+CONFIG_KEYS = ("n_labels", "max_nodes", "hidden", "layers", "latent", "variational", "dropout", "sigma_head")
 #: values of keys that checkpoints written before the key existed lack
-CONFIG_DEFAULTS = {"dropout": 0.0}
+CONFIG_DEFAULTS = {"dropout": 0.0, "sigma_head": "logvar"}
+#: readings of the second encoder head: ``"logvar"`` (ours, sigma = exp(head / 2)) and ``"logstd"``
+#: (released, sigma = exp(head))
+SIGMA_HEADS = ("logvar", "logstd")
 LOSS_FORMS = ("arch2vec", "mean")
 
 
@@ -145,14 +161,17 @@ class VGAE(nn.Module):
     """
 
     def __init__(self, n_labels: int, max_nodes: int, hidden: int = 128, layers: int = 4, latent: int = 16,
-                 variational: bool = True, dropout: float = 0.0):
+                 variational: bool = True, dropout: float = 0.0, sigma_head: str = "logvar"):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"decoder dropout must be in [0, 1), got {dropout}")
+        if sigma_head not in SIGMA_HEADS:
+            raise ValueError(f"sigma_head must be one of {SIGMA_HEADS}, got {sigma_head!r}")
         self.config = {"n_labels": int(n_labels), "max_nodes": int(max_nodes), "hidden": int(hidden),
                        "layers": int(layers), "latent": int(latent), "variational": bool(variational),
-                       "dropout": float(dropout)}
+                       "dropout": float(dropout), "sigma_head": sigma_head}
         self.dropout = float(dropout)
+        self.sigma_head = sigma_head
         self.gin = GINEncoder(n_labels, hidden=hidden, layers=layers, train_eps=True, bidirectional=True, pool="mean")
         self.fc_mu = nn.Linear(hidden, latent)
         self.fc_logvar = nn.Linear(hidden, latent) if variational else None
@@ -174,8 +193,12 @@ class VGAE(nn.Module):
         return x
 
     def _heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mu, log sigma^2)``; the released ``"logstd"`` head is log sigma, doubled here."""
         mu = self.fc_mu(h)
-        return mu, (self.fc_logvar(h) if self.fc_logvar is not None else None)
+        if self.fc_logvar is None:
+            return mu, None
+        head = self.fc_logvar(h)
+        return mu, (2 * head if self.sigma_head == "logstd" else head)
 
     def encode(self, ops: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Dense path: ``(mu, logvar)`` each ``[B, M, latent]`` (``logvar`` None for a GAE)."""
