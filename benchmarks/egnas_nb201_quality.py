@@ -8,7 +8,14 @@ reporting): ``--subset`` training images (half weights, half held out), ``--epoc
 warm-up. Per-run folders under ``--work`` make it resumable: finished runs are skipped, a killed
 run resumes from its last epoch. Writes ``benchmarks/results/egnas_nb201_quality.json``.
 
+Methods (``--methods``): ``egnas`` (our defaults), ``egnas_released`` (EG-NAS with every choice
+of the released code, :func:`nascore.egnas.released_settings`: σ kept at 1, half-batch scoring
+with softmax(z/‖z‖), double-softmax update, 0.01 noise on the mean, running BN statistics, no BN
+after pooling; the NB-201 cell keeps its 5 operations), ``darts``. Each run also records the
+process CPU seconds it used (``cpu_seconds_per_run``; wall seconds mislead on a loaded machine).
+
     nohup nice -n 10 python benchmarks/egnas_nb201_quality.py --seeds 0-3 > /tmp/egnas_quality.log 2>&1 &
+    nice -n 19 python benchmarks/egnas_nb201_quality.py --methods egnas,egnas_released --seeds 0-1 --out x.json
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch  # noqa: E402
 from nascore.benchmarks.nb201 import NB201Table  # noqa: E402
 from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.darts.train import run_supernet_search, search_config  # noqa: E402
+from nascore.egnas import released_settings  # noqa: E402
 from nascore.data.cifar import load_cifar  # noqa: E402
 from nascore.io import atomic_write_json, read_json  # noqa: E402
 from nascore.spaces.nb201 import NB201Space  # noqa: E402
@@ -63,28 +71,35 @@ def main() -> None:
     out = {**header(), "setup": {k: v for k, v in vars(args).items()}, "results": {}}
     work = Path(args.work)
     for method in args.methods.split(","):
-        runs = []
+        if method not in ("egnas", "egnas_released", "darts"):
+            raise SystemExit(f"--methods: unknown method {method!r} (egnas, egnas_released, darts)")
+        runs, cpu = [], []
+        es_based = method.startswith("egnas")
         for seed in seeds:
-            cfg = search_config(method=method, space="nb201", epochs=args.epochs,
-                                warmup=args.warmup if method == "egnas" else 0, subset=args.subset, seed=seed,
+            es, supernet = {"population": args.population}, {}
+            if method == "egnas_released":
+                es, supernet = released_settings("nb201", es)
+            cfg = search_config(method="egnas" if es_based else method, space="nb201", epochs=args.epochs,
+                                warmup=args.warmup if es_based else 0, subset=args.subset, seed=seed,
                                 batch_size=args.batch_size, C=args.C, layers=args.N, K=4,
-                                eval_images=args.subset // 2,
-                                es={"population": args.population} if method == "egnas" else None)
+                                eval_images=args.subset // 2, es=es if es_based else None, **supernet)
             folder = work / f"{method}-seed{seed:03d}"
             done = folder / "result.json"
             if done.exists() and read_json(done).get("finished"):
                 res = read_json(done)
             else:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 res = run_supernet_search(cfg, folder, images=(x, y), bench_data=args.bench_data, progress=False)
+                cpu.append(time.process_time() - c)
                 print(f"{method} seed {seed}: {res['arch']} test {res.get('test_accuracy')} "
-                      f"({time.perf_counter() - t:.0f} s)", flush=True)
+                      f"({time.perf_counter() - t:.0f} s wall, {cpu[-1]:.0f} s CPU)", flush=True)
             runs.append(res)
         out["results"][method] = {"test_accuracy": stats(r.get("test_accuracy") for r in runs),
                                   "supernet_valid_accuracy": stats(r["valid_accuracy_supernet"] for r in runs),
                                   "archs": [r["arch"] for r in runs],
                                   "seconds_per_run": stats(sum(r["seconds"].values()) for r in runs),
-                                  "es_seconds_per_run": stats(r["seconds"]["es"] for r in runs)}
+                                  "es_seconds_per_run": stats(r["seconds"]["es"] for r in runs),
+                                  "cpu_seconds_per_run": stats(cpu)}
         atomic_write_json(RESULTS / args.out, out)
     space = NB201Space()
     rnd = []

@@ -9,8 +9,9 @@ genotype derivation, the evaluation network and the resumable search loop
   32)(rr)))`` -> ``Linear(., 64)`` - ReLU - Dropout - ``Linear(64, n_classes)`` (the head of
   :class:`ecgnas.spaces.conv1d.ECGCellNet`);
 * :class:`ECGSupernet`: a 1D :class:`~nascore.darts.supernet.DartsSupernet` body (op set
-  :func:`ecgnas.spaces.darts1d.darts1d_opset`, the 8 DARTS operations in 1D) + :class:`RRHead`,
-  called as ``net(x [B, C, L], rr [B, k], weights=None)``;
+  :func:`ecgnas.spaces.darts1d.darts1d_opset`, the 8 DARTS operations in 1D; an EG-NAS search
+  uses the released 7 without ``none``, see :func:`nascore.darts.train.supernet_config`) +
+  :class:`RRHead`, called as ``net(x [B, C, L], rr [B, k], weights=None)``;
 * :class:`ECGEvalNet`: the evaluation network of a genotype (a 1D
   :class:`~nascore.darts.evalnet.EvalNet` body + :class:`RRHead`), ``model(x, rr) -> logits``,
   trainable with :func:`ecgnas.train.fit`;
@@ -72,8 +73,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascore.darts.ops import OpSet
-from nascore.darts.train import (DEFAULT_LR, METHODS, SearchTask, check_device, method_settings, search_seconds,
-                                 supernet_search_loop)
+from nascore.darts.train import (DEFAULT_LR, METHODS, SearchTask, adopt_stored_config, check_device, method_settings,
+                                 search_seconds, supernet_config, supernet_search_loop, supernet_settings)
 from nascore.errors import UserError
 from nascore.lock import folder_lock
 from nascore.run import check_config
@@ -140,12 +141,13 @@ class ECGSupernet(nn.Module):
 
     Size at the defaults (C=8, 5 cells, K=4, stem stride 2): 47,117 weights for 1 channel and 4
     RR features, 47,221 for 2 channels and 5 (the default beats); measured costs in the module
-    docstring.
+    docstring. ``pool_bn`` / ``bn_running_stats``: as :class:`nascore.darts.supernet.DartsSupernet`
+    (defaults: a BN after pooling operations, BNs with batch statistics only).
     """
 
     def __init__(self, in_channels: int = 1, n_rr: int = 4, n_classes: int = N_CLASSES, *, C: int = 8,
                  layers: int = 5, K: int = 4, ops: OpSet | None = None, stem_stride: int = 2, dropout: float = 0.2,
-                 seed: int | None = 0):
+                 seed: int | None = 0, pool_bn: bool = True, bn_running_stats: bool = False):
         super().__init__()
         _check_net_args(in_channels, n_rr, n_classes, C, layers, stem_stride)
         from nascore.darts.supernet import DartsSupernet
@@ -158,7 +160,8 @@ class ECGSupernet(nn.Module):
         def build():
             gen = None if seed is None else torch.Generator().manual_seed(int(seed))
             body = DartsSupernet(C=C, layers=layers, num_classes=None, K=K, ops=ops, in_channels=in_channels,
-                                 generator=gen, stem_stride=stem_stride)
+                                 generator=gen, stem_stride=stem_stride, pool_bn=pool_bn,
+                                 bn_running_stats=bn_running_stats)
             return body, RRHead(body.feature_dim, n_rr, n_classes, dropout)
 
         if seed is None:
@@ -167,7 +170,7 @@ class ECGSupernet(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
                 self.body, self.head = build()
-        self.ops_set = ops
+        self.ops_set = self.body.ops_set
 
     @property
     def alpha(self) -> nn.Parameter:
@@ -415,7 +418,8 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
                       momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                       arch_lr: float = 6e-4, arch_wd: float = 1e-3, es=None, eval_beats: int | None = None,
                       eval_batch_size: int = 512, eval_bn_batches: int = 8, train_q: bool = False,
-                      amp: str = "auto") -> dict:
+                      amp: str = "auto", op_set: str | None = None, pool_bn: bool = True,
+                      bn_running_stats: bool = False) -> dict:
     """The configuration of an ECG supernet search (the run's ``config.json`` without the data part), checked.
 
     Defaults as the core search (:func:`nascore.darts.train.search_config`): EG-NAS lr 0.1 and
@@ -429,6 +433,9 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
     End of epoch: the hold-out (all of it, or the first ``eval_beats`` of a fixed shuffle) is
     predicted by a copy of the supernet whose BNs use statistics of ``eval_bn_batches`` (8)
     training batches (``0``: the batch statistics of the hold-out batches of ``eval_batch_size``).
+    Supernet (:func:`nascore.darts.train.supernet_config`): EG-NAS searches the released 7 DARTS
+    operations (no ``none``), DARTS the 8 (``op_set`` chooses), a BN after pooling operations
+    (``pool_bn``), BNs without running statistics (``bn_running_stats``: released EG-NAS keeps them).
 
     >>> ecg_search_config(method="darts", epochs=3)["warmup"], ecg_search_config(epochs=20, warmup=5)["lr"]
     (0, 0.1)
@@ -469,7 +476,7 @@ def ecg_search_config(*, method: str = "egnas", epochs: int = 50, warmup: int | 
             "grad_clip": float(grad_clip), "arch_lr": float(arch_lr) if method == "darts" else None,
             "arch_wd": float(arch_wd) if method == "darts" else None, "es": es, "eval_beats": eval_beats,
             "eval_batch_size": eval_batch_size, "eval_bn_batches": eval_bn_batches, "train_q": bool(train_q),
-            "amp": amp}
+            "amp": amp, **supernet_config(method, SPACE, op_set, pool_bn, bn_running_stats)}
 
 
 def egnas_ecg_search(beats, split, output, *, method: str = "egnas", epochs: int = 50, warmup: int | None = None,
@@ -509,9 +516,12 @@ def egnas_ecg_search(beats, split, output, *, method: str = "egnas", epochs: int
                              batch_size=batch_size, samples_per_epoch=samples_per_epoch, lr=lr, es=es, **kwargs)
     dev = check_device(device)
     task = ECGSearchTask(beats, split, base, dev)
-    cfg = {**base, "data": task.identity}
-    net = ECGSupernet(task.in_channels, task.n_rr, N_CLASSES, C=base["C"], layers=base["layers"], K=base["K"],
-                      stem_stride=base["stem_stride"], dropout=base["dropout"], seed=base["seed"]).to(dev)
+    cfg = adopt_stored_config(output, {**base, "data": task.identity}, progress=progress)  # an older folder: its own
+    sn = supernet_settings(cfg)
+    net = ECGSupernet(task.in_channels, task.n_rr, N_CLASSES, C=cfg["C"], layers=cfg["layers"], K=cfg["K"],
+                      stem_stride=cfg["stem_stride"], dropout=cfg["dropout"], seed=cfg["seed"],
+                      ops=darts1d_opset(sn["primitives"]), pool_bn=sn["pool_bn"],
+                      bn_running_stats=sn["bn_running_stats"]).to(dev)
     check_config(Path(output), cfg)  # a folder of another configuration is refused before it is locked
     with folder_lock(output, what="search folder"):  # one writer: a second process is refused, its PID named
         return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)

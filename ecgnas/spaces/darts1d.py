@@ -36,6 +36,11 @@ stem's kernel 3 would skip samples.) An op set with ECG-sized kernels exists els
 the ECG supernet if wanted; its genotypes are then :class:`Genotype` objects outside the DARTS
 text vocabulary.
 
+EG-NAS searches (:func:`ecgnas.supernet.egnas_ecg_search`, ``method="egnas"``) search the
+released EG-NAS subset, :data:`nascore.darts.ops.EGNAS_RELEASED_PRIMITIVES` (7 operations, no
+``none``; ``darts1d_opset(EGNAS_RELEASED_PRIMITIVES)``), first-order DARTS all 8; the search's
+``config.json`` records the list (``primitives``; a folder without it searched all 8).
+
 >>> ops = darts1d_opset()
 >>> ops.name, ops.dim, len(ops.primitives), ops.primitives[4]
 ('darts1d', 1, 8, 'sep_conv_3x3')

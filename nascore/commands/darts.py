@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -49,12 +50,22 @@ def add_search_args(p) -> None:
                    help="seed of the weights, α, batch order, augmentation and ES noise (default 0)")
     p.add_argument("--output", default=None, help="run folder (default runs/<method>-<space>-seed<seed>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--op-set", choices=("released", "darts"), default=None,
+                   help="DARTS-cell operations: released = the 7 of the released EG-NAS code (no 'none'), darts = "
+                        "the 8 with 'none' (default: egnas released, darts darts; the NB-201 cell has its own 5)")
+    p.add_argument("--pool-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="a BN after the pooling operations, as DARTS (default on; the released EG-NAS has none)")
+    p.add_argument("--bn-running-stats", action=argparse.BooleanOptionalAction, default=None,
+                   help="supernet BNs keep running statistics, used in eval mode (ES scoring, held-out "
+                        "accuracy) as in the released EG-NAS (default off: batch statistics)")
 
 
 def search_kwargs(args) -> dict:
     return dict(space=args.space, dataset=args.dataset, epochs=args.epochs, warmup=args.warmup, subset=args.subset,
                 seed=args.seed, batch_size=args.batch_size, lr=args.lr, C=args.C, layers=args.layers, K=args.K,
-                eval_images=args.eval_images, amp=args.amp, channels_last=args.channels_last)
+                eval_images=args.eval_images, amp=args.amp, channels_last=args.channels_last, op_set=args.op_set,
+                pool_bn=True if args.pool_bn is None else args.pool_bn,
+                bn_running_stats=False if args.bn_running_stats is None else args.bn_running_stats)
 
 
 def run_and_print(cfg: dict, args) -> int:
@@ -166,11 +177,16 @@ def derive_main(args) -> int:
     if not path.is_file():
         raise UserError(f"--checkpoint {path}: no such file")
     darts_like = args.space in ("darts", "darts1d")   # same cell, same α layout; darts1d = its 1D op set
-    shape = (2, 14, len(DARTS_PRIMITIVES)) if darts_like else (1, 6, len(NB201_OPS))
-    st = load_checkpoint(path, args.space, shape)
+    st = load_checkpoint(path, args.space, None)
+    # the α columns: the checkpoint's list (EG-NAS searches of DARTS cells: the released 7, no 'none')
+    prims = st.get("primitives") or (DARTS_PRIMITIVES if darts_like else NB201_OPS)
+    shape = (2, 14, len(prims)) if darts_like else (1, 6, len(prims))
+    if list(st["alpha"].shape) != list(shape):
+        raise UserError(f"{path}: α has shape {list(st['alpha'].shape)}; a {args.space} search over "
+                        f"{len(prims)} operations has {list(shape)}")
     w = torch.softmax(st["alpha"].float(), dim=-1)
     if darts_like:
-        print(genotype_to_string(derive_darts(w, st.get("primitives") or DARTS_PRIMITIVES)))
+        print(genotype_to_string(derive_darts(w, prims)))
     else:
-        print(derive_nb201(w, st.get("primitives") or NB201_OPS))
+        print(derive_nb201(w, prims))
     return 0

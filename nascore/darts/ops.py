@@ -23,7 +23,14 @@ ICLR 2020, §2.1):
 BatchNorm: ``bn(C, affine, track_running_stats)``. Operations pass ``track_running_stats=affine``:
 search-time operations (``affine=False``, as in DARTS) normalise with batch statistics in both
 train and eval mode, so scoring many candidate architectures on a batch has no side effects;
-evaluation networks (``affine=True``) keep running statistics as usual.
+evaluation networks (``affine=True``) keep running statistics as usual. An op set with
+``bn_running_stats=True`` (:meth:`OpSet.with_bn_running_stats`) makes every BN it builds keep
+running statistics, whatever the caller asked: the released EG-NAS supernet's BNs do (PyTorch's
+default), so in eval mode its ES scores candidates with them (:mod:`nascore.egnas`).
+
+Operation sets: :data:`DARTS_PRIMITIVES` (the 8 DARTS candidates, ``none`` first, DARTS'
+column order) and :data:`EGNAS_RELEASED_PRIMITIVES` (the 7 of the released EG-NAS code, whose
+``genotypes.py`` comments ``none`` out and lists ``avg_pool_3x3`` before ``max_pool_3x3``).
 
 Names use the 2D spelling (``3x3``) for every dimensionality so that genotypes keep one vocabulary;
 in 1D ``3x3`` means kernel 3.
@@ -53,6 +60,10 @@ Builder = Callable[["OpSet", int, int, bool], nn.Module]
 #: the DARTS candidate operations with ``none`` first (the α column order of the DARTS code)
 DARTS_PRIMITIVES: tuple[str, ...] = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
                                      "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+#: the released EG-NAS operations (caicaicheng/EG-NAS ``genotypes.py``: ``'none'`` commented out),
+#: in its column order: the op set of EG-NAS searches of DARTS cells here
+EGNAS_RELEASED_PRIMITIVES: tuple[str, ...] = ("avg_pool_3x3", "max_pool_3x3", "skip_connect", "sep_conv_3x3",
+                                              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class OpSet:
     """Layer factories of one dimensionality plus named operation builders (see module docstring).
 
     ``dim``: 1 (``[B, C, L]``) or 2 (``[B, C, H, W]``); ``primitives``: operation names in α order;
-    ``builders``: name -> ``builder(opset, C, stride, affine)``.
+    ``builders``: name -> ``builder(opset, C, stride, affine)``; ``bn_running_stats``: None (each
+    BN keeps running statistics as its caller asks) or a bool that overrides every caller.
 
     >>> ops = darts_opset(1)
     >>> ops.primitives[:3], ops.dim
@@ -71,6 +83,7 @@ class OpSet:
     dim: int
     primitives: tuple[str, ...]
     builders: Mapping[str, Builder] = field(repr=False)
+    bn_running_stats: bool | None = None
 
     def __post_init__(self):
         if self.dim not in (1, 2, 3):
@@ -91,6 +104,8 @@ class OpSet:
 
     def bn(self, c: int, affine: bool = True, track_running_stats: bool = True) -> nn.Module:
         cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[self.dim - 1]
+        if self.bn_running_stats is not None:
+            track_running_stats = self.bn_running_stats
         return cls(c, affine=affine, track_running_stats=track_running_stats)
 
     def max_pool(self, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Module:
@@ -113,7 +128,16 @@ class OpSet:
 
     def with_primitives(self, primitives) -> "OpSet":
         """The same op set searching over another subset/order of its operations."""
-        return OpSet(self.name, self.dim, tuple(primitives), self.builders)
+        return OpSet(self.name, self.dim, tuple(primitives), self.builders, self.bn_running_stats)
+
+    def with_bn_running_stats(self, flag: bool | None = True) -> "OpSet":
+        """The same op set whose every BN keeps running statistics (``True``), none does
+        (``False``) or each as its caller asks (``None``).
+
+        >>> darts_opset(2).with_bn_running_stats().bn(4, affine=False, track_running_stats=False).track_running_stats
+        True
+        """
+        return OpSet(self.name, self.dim, self.primitives, self.builders, flag)
 
 
 # --- generic modules ------------------------------------------------------------------------------

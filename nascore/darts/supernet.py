@@ -8,8 +8,20 @@ operations, the rest bypass them::
 
 (with stride 2 the bypass is max-pooled), where ``w = softmax(α_edge)`` or any other weights
 (an ES candidate). ``K = 1`` is the plain DARTS mixed op (Liu et al. 2019, Eq. 2). Pooling
-operations are followed by a non-affine BN as in DARTS. Edge normalisation (PC-DARTS β) is not
-implemented.
+operations are followed by a non-affine BN as in DARTS (``pool_bn=True``, the default); the
+released EG-NAS code's mixed op has no such BN (``pool_bn=False``; caicaicheng/EG-NAS
+``model_search.py``, ``MixedOp.__init__``). Edge normalisation (PC-DARTS β) is not implemented.
+
+BatchNorm: every supernet BN normalises with the statistics of the batch at hand and keeps no
+running statistics (``bn_running_stats=False``, the default), so scoring candidates has no side
+effect; ``bn_running_stats=True`` builds them all with running statistics, as the released
+EG-NAS supernet (PyTorch's default BN), whose ES then scores candidates in eval mode with the
+statistics accumulated by the weight training (:mod:`nascore.egnas`).
+
+Operation set: the supernet's ``ops`` (default :func:`~nascore.darts.ops.darts_opset`, the 8
+DARTS operations, ``none`` included; EG-NAS searches of DARTS cells use the released 7 without
+``none``, :data:`~nascore.darts.ops.EGNAS_RELEASED_PRIMITIVES`; :func:`build_supernet`'s
+``primitives``).
 
 Architecture parameters: one tensor ``alpha`` of shape ``[n_cell_types, n_edges, n_ops]``
 (DARTS: ``[2, 14, 8]`` normal + reduce; NB-201: ``[1, 6, 5]``), initialised ``1e-3 * N(0, 1)``.
@@ -62,7 +74,7 @@ class MixedOp(nn.Module):
     torch.Size([2, 8, 6, 6])
     """
 
-    def __init__(self, ops: OpSet, C: int, stride: int, K: int = 4):
+    def __init__(self, ops: OpSet, C: int, stride: int, K: int = 4, pool_bn: bool = True):
         super().__init__()
         if C % K:
             raise UserError(f"partial channels: C={C} channels cannot be split into K={K} parts")
@@ -71,7 +83,7 @@ class MixedOp(nn.Module):
         mods = []
         for name in ops.primitives:
             op = ops.build(name, c, stride, affine=False)
-            if "pool" in name:
+            if pool_bn and "pool" in name:
                 op = nn.Sequential(op, ops.bn(c, affine=False, track_running_stats=False))
             mods.append(op)
         self.ops = nn.ModuleList(mods)
@@ -120,7 +132,7 @@ class DartsSearchCell(nn.Module):
     """DARTS search cell: inputs ``s0 [B, C_pp, *S0]``, ``s1 [B, C_p, *S1]`` -> ``[B, multiplier*C, *S']``."""
 
     def __init__(self, ops: OpSet, steps: int, multiplier: int, C_pp: int, C_p: int, C: int, reduction: bool,
-                 reduction_prev: bool, K: int):
+                 reduction_prev: bool, K: int, pool_bn: bool = True):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
         self.preprocess0 = (FactorizedReduce(ops, C_pp, C, affine=False) if reduction_prev
@@ -129,7 +141,7 @@ class DartsSearchCell(nn.Module):
         self.edges = nn.ModuleList()
         for i in range(steps):
             for j in range(2 + i):
-                self.edges.append(MixedOp(ops, C, 2 if reduction and j < 2 else 1, K))
+                self.edges.append(MixedOp(ops, C, 2 if reduction and j < 2 else 1, K, pool_bn))
 
     def forward(self, s0, s1, weights):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -152,16 +164,20 @@ class DartsSupernet(Supernet):
     output of the last cell, ``[B, feature_dim]``, for networks that put their own head on the
     body (the ECG supernet fuses RR features there). ``num_classes=None`` builds no classifier
     (``forward`` then returns the features). ``stem_stride`` (default 1, as DARTS) strides the stem
-    convolution (long 1D signals).
+    convolution (long 1D signals). ``pool_bn`` / ``bn_running_stats``: see the module docstring
+    (defaults: a BN after pooling operations, BNs without running statistics).
     """
 
     space = "darts"
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, K: int = 4, ops: OpSet | None = None,
                  in_channels: int = 3, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 generator: torch.Generator | None = None, stem_stride: int = 1):
+                 generator: torch.Generator | None = None, stem_stride: int = 1, pool_bn: bool = True,
+                 bn_running_stats: bool = False):
         super().__init__()
         ops = ops or darts_opset(2)
+        if bn_running_stats:
+            ops = ops.with_bn_running_stats(True)
         self.ops_set, self.steps = ops, steps
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(ops.conv(in_channels, c_curr, 3, stride=stem_stride, padding=1),
@@ -173,7 +189,7 @@ class DartsSupernet(Supernet):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_curr *= 2
-            cell = DartsSearchCell(ops, steps, multiplier, C_pp, C_p, c_curr, reduction, reduction_prev, K)
+            cell = DartsSearchCell(ops, steps, multiplier, C_pp, C_p, c_curr, reduction, reduction_prev, K, pool_bn)
             reduction_prev = reduction
             self.cells.append(cell)
             C_pp, C_p = C_p, multiplier * c_curr
@@ -211,7 +227,7 @@ class ResidualReduction(nn.Module):
 
     def __init__(self, ops: OpSet, c_in: int, c_out: int):
         super().__init__()
-        # batch statistics only, like every supernet BN
+        # batch statistics only, like every supernet BN (unless bn_running_stats overrides the op set)
         self.conv_a = ReLUConvBN(ops, c_in, c_out, 3, 2, 1, affine=True, track_running_stats=False)
         self.conv_b = ReLUConvBN(ops, c_out, c_out, 3, 1, 1, affine=True, track_running_stats=False)
         self.shortcut = nn.Sequential(ops.avg_pool(2, 2), ops.conv(c_in, c_out, 1))
@@ -223,11 +239,11 @@ class ResidualReduction(nn.Module):
 class NB201SearchCell(nn.Module):
     """NB-201 cell with a :class:`MixedOp` on each of the 6 edges; ``[B, C, *S]`` kept."""
 
-    def __init__(self, ops: OpSet, C: int, K: int):
+    def __init__(self, ops: OpSet, C: int, K: int, pool_bn: bool = True):
         super().__init__()
         from nascore.spaces.nb201 import EDGES
         self.edge_list = EDGES
-        self.edges = nn.ModuleList(MixedOp(ops, C, 1, K) for _ in EDGES)
+        self.edges = nn.ModuleList(MixedOp(ops, C, 1, K, pool_bn) for _ in EDGES)
 
     def forward(self, x, weights):
         nodes = [x]
@@ -237,14 +253,18 @@ class NB201SearchCell(nn.Module):
 
 
 class NB201Supernet(Supernet):
-    """The NAS-Bench-201 network with mixed edges (see module docstring); ``[B, 3, *S] -> [B, num_classes]``."""
+    """The NAS-Bench-201 network with mixed edges (see module docstring); ``[B, 3, *S] -> [B, num_classes]``.
+    ``pool_bn`` / ``bn_running_stats`` as :class:`DartsSupernet`."""
 
     space = "nb201"
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, K: int = 4, ops: OpSet | None = None,
-                 in_channels: int = 3, generator: torch.Generator | None = None):
+                 in_channels: int = 3, generator: torch.Generator | None = None, pool_bn: bool = True,
+                 bn_running_stats: bool = False):
         super().__init__()
         ops = ops or nb201_opset(2)
+        if bn_running_stats:
+            ops = ops.with_bn_running_stats(True)
         self.ops_set = ops
         self.stem = nn.Sequential(ops.conv(in_channels, C, 3, padding=1), ops.bn(C, True, track_running_stats=False))
         layers: list[nn.Module] = []
@@ -253,7 +273,7 @@ class NB201Supernet(Supernet):
             if stage > 0:
                 layers.append(ResidualReduction(ops, c, 2 * c))
                 c *= 2
-            layers += [NB201SearchCell(ops, c, K) for _ in range(N)]
+            layers += [NB201SearchCell(ops, c, K, pool_bn) for _ in range(N)]
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(ops.bn(c, True, track_running_stats=False), nn.ReLU())
         self.pool = ops.global_pool()
@@ -366,20 +386,31 @@ def derive_nb201(weights: torch.Tensor, primitives) -> str:
 
 
 def build_supernet(space: str, *, C: int | None = None, layers: int | None = None, num_classes: int = 10, K: int = 4,
-                   ops: OpSet | None = None, in_channels: int = 3, seed: int = 0) -> Supernet:
+                   ops: OpSet | None = None, in_channels: int = 3, seed: int = 0, primitives=None,
+                   pool_bn: bool = True, bn_running_stats: bool = False) -> Supernet:
     """A supernet by space name (``darts``: C=16, 8 cells; ``nb201``: C=16, N=5 cells per stage).
     ``layers`` is the cell count for darts and cells per stage for nb201. α is drawn from ``seed``.
+    ``primitives``: the α columns (default: the space's op set, 8 DARTS / 5 NB-201 operations);
+    ``pool_bn``, ``bn_running_stats``: see the module docstring.
 
     >>> build_supernet("nb201", C=8, layers=1, K=2).alpha.shape
     torch.Size([1, 6, 5])
+    >>> from nascore.darts.ops import EGNAS_RELEASED_PRIMITIVES
+    >>> build_supernet("darts", C=8, layers=3, K=2, primitives=EGNAS_RELEASED_PRIMITIVES).alpha.shape
+    torch.Size([2, 14, 7])
     """
+    if primitives is not None:
+        if ops is not None:
+            raise UserError("build_supernet: pass ops or primitives, not both")
+        ops = (darts_opset(2) if space == "darts" else nb201_opset(2)).with_primitives(primitives)
+    kw = dict(pool_bn=pool_bn, bn_running_stats=bn_running_stats)
     gen = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left untouched
         torch.manual_seed(int(seed))
         if space == "darts":
             return DartsSupernet(C=C or 16, layers=layers or 8, num_classes=num_classes, K=K, ops=ops,
-                                 in_channels=in_channels, generator=gen)
+                                 in_channels=in_channels, generator=gen, **kw)
         if space == "nb201":
             return NB201Supernet(C=C or 16, N=layers or 5, num_classes=num_classes, K=K, ops=ops,
-                                 in_channels=in_channels, generator=gen)
+                                 in_channels=in_channels, generator=gen, **kw)
     raise UserError(f"unknown supernet space {space!r} (choose from {', '.join(SUPERNET_SPACES)})")

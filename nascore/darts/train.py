@@ -30,6 +30,14 @@ search`` / ``nascore egnas search`` with the same ``--output``) is refused with 
 folder and the first process's PID. ``nascore darts train`` folders (:func:`train_genotype`) are
 checked and claimed the same way.
 
+Supernet fields of the configuration (:func:`supernet_config`): ``primitives`` (the α columns:
+EG-NAS on DARTS cells the released 7 operations without ``none``, DARTS the 8 with it, NB-201
+its 5), ``pool_bn`` (a BN after pooling operations, DARTS' and our default; the released EG-NAS
+has none) and ``bn_running_stats`` (supernet BNs with running statistics, as the released
+EG-NAS; default off). A folder whose ``config.json`` predates these fields (or the newer ES
+fields of :class:`nascore.egnas.ESConfig`) reads a missing one as the behaviour of that time and
+resumes with its own settings when the same command is run again (:func:`adopt_stored_config`).
+
 ``result.json``: ``method``, ``space``, ``genotype`` (darts) or ``arch`` + ``test_accuracy`` /
 ``valid_accuracy_bench`` looked up in the NAS-Bench-201 table (nb201), the last supernet
 accuracy, seconds, ``finished``.
@@ -79,6 +87,183 @@ def default_warmup(method: str, epochs: int) -> int:
     return int(round(DEFAULT_WARMUP_SHARE[method] * epochs))
 
 
+#: ``op_set`` names: the released EG-NAS operations (7, no ``none``) and the DARTS ones (8)
+OP_SETS = ("released", "darts")
+
+
+def default_primitives(method: str, space: str) -> tuple[str, ...]:
+    """The α columns of a search that does not choose them: EG-NAS on a DARTS cell (``darts``,
+    ``darts1d``) uses the released EG-NAS set (7 operations, ``none`` commented out in its
+    ``genotypes.py``), first-order DARTS the 8 DARTS operations with ``none``; the NB-201 cell
+    always has the benchmark's 5 (``none`` included: the table holds cells with it).
+
+    >>> [len(default_primitives(m, s)) for m, s in (("egnas", "darts"), ("darts", "darts"), ("egnas", "nb201"))]
+    [7, 8, 5]
+    """
+    from nascore.darts.ops import DARTS_PRIMITIVES, EGNAS_RELEASED_PRIMITIVES
+    if space == "nb201":
+        from nascore.spaces.nb201 import OPS
+        return tuple(OPS)
+    return EGNAS_RELEASED_PRIMITIVES if method == "egnas" else DARTS_PRIMITIVES
+
+
+def resolve_primitives(method: str, space: str, op_set: str | None) -> list[str]:
+    """``op_set`` (None: :func:`default_primitives`; ``"released"``: the 7 released EG-NAS
+    operations; ``"darts"``: the 8 DARTS ones) as the list recorded in ``config.json``. The
+    NB-201 cell has only its own 5 operations: an ``op_set`` there is refused.
+
+    >>> resolve_primitives("egnas", "darts", "darts")[0], resolve_primitives("darts", "darts", "released")[0]
+    ('none', 'avg_pool_3x3')
+    """
+    from nascore.darts.ops import DARTS_PRIMITIVES, EGNAS_RELEASED_PRIMITIVES
+    if op_set is None:
+        return list(default_primitives(method, space))
+    if op_set not in OP_SETS:
+        raise UserError(f"--op-set must be one of {', '.join(OP_SETS)}; got {op_set!r}")
+    if space == "nb201":
+        raise UserError("--op-set: the NB-201 cell has its own 5 operations; the op sets are for DARTS cells")
+    return list(EGNAS_RELEASED_PRIMITIVES if op_set == "released" else DARTS_PRIMITIVES)
+
+
+def supernet_config(method: str, space: str, op_set: str | None = None, pool_bn: bool = True,
+                    bn_running_stats: bool = False) -> dict:
+    """The supernet fields of a search configuration, checked: ``primitives`` (the α columns,
+    :func:`resolve_primitives`), ``pool_bn`` (a BN after pooling operations: DARTS and ours; the
+    released EG-NAS has none) and ``bn_running_stats`` (supernet BNs keep running statistics:
+    released EG-NAS; ours use batch statistics). Shared by the CIFAR and the ECG searches.
+
+    >>> sorted(supernet_config("egnas", "darts"))
+    ['bn_running_stats', 'pool_bn', 'primitives']
+    """
+    for name, v in (("pool_bn", pool_bn), ("bn_running_stats", bn_running_stats)):
+        if not isinstance(v, bool):
+            raise UserError(f"{name} must be true or false; got {v!r}")
+    return {"primitives": resolve_primitives(method, space, op_set), "pool_bn": pool_bn,
+            "bn_running_stats": bn_running_stats}
+
+
+#: supernet settings added after search folders existed, with the value older folders ran with
+#: (a ``config.json`` without the key); ``primitives``' old value is the space's whole op set
+LEGACY_SUPERNET = {"pool_bn": True, "bn_running_stats": False}
+
+
+def supernet_settings(cfg: dict) -> dict:
+    """``primitives`` (tuple), ``pool_bn``, ``bn_running_stats`` of a search configuration, a
+    missing key (a folder written before they existed) read as the behaviour of that time: the
+    space's whole op set (8 DARTS operations with ``none``, 5 NB-201), a BN after pooling
+    operations, BNs without running statistics.
+
+    >>> supernet_settings({"method": "egnas", "space": "darts"})["primitives"][0]
+    'none'
+    """
+    prims = cfg.get("primitives")
+    if prims is None:
+        prims = default_primitives("darts", "nb201" if cfg.get("space") == "nb201" else "darts")
+    out = {"primitives": tuple(prims)}
+    for k, v in LEGACY_SUPERNET.items():
+        out[k] = bool(cfg.get(k, v))
+    return out
+
+
+def _new_settings(cfg: dict) -> list[tuple]:
+    """Key paths of the settings added after run folders existed that apply to ``cfg``."""
+    from dataclasses import fields
+
+    from nascore.egnas import ESConfig
+    paths = [("primitives",)] + [(k,) for k in LEGACY_SUPERNET]
+    if isinstance(cfg.get("es"), dict):
+        old = {"population", "zeta", "eta", "sigma0", "sigma_min", "step_size", "momentum", "generations", "cma"}
+        paths += [("es", f.name) for f in fields(ESConfig) if f.name not in old]
+    return paths
+
+
+def _get(cfg: dict, path: tuple, default=None):
+    for k in path[:-1]:
+        cfg = cfg.get(k) or {}
+    return cfg.get(path[-1], default)
+
+
+def _legacy_value(cfg: dict, path: tuple):
+    if path == ("primitives",):
+        return list(supernet_settings({"space": cfg.get("space")})["primitives"])
+    if path[0] == "es":
+        from nascore.egnas import ESConfig
+        return getattr(ESConfig(), path[1])
+    return LEGACY_SUPERNET[path[0]]
+
+
+def _with(cfg: dict, path: tuple, value) -> dict:
+    out = dict(cfg)
+    if len(path) == 1:
+        out[path[0]] = value
+    else:
+        out[path[0]] = _with(dict(out.get(path[0]) or {}), path[1:], value)
+    return out
+
+
+def _without(cfg: dict, path: tuple) -> dict:
+    out = dict(cfg)
+    if len(path) == 1:
+        out.pop(path[0], None)
+    elif isinstance(out.get(path[0]), dict):
+        out[path[0]] = _without(out[path[0]], path[1:])
+    return out
+
+
+def adopt_stored_config(output, cfg: dict, *, progress: bool = False) -> dict:
+    """The configuration to run ``output`` with: ``cfg``, or, for a folder written before some
+    settings existed (its ``config.json`` lacks them), that folder's own configuration when the
+    request matches it with every such setting at its old value or left at today's default.
+
+    So the command that made an old folder resumes it with its own settings (e.g. an EG-NAS
+    search of DARTS cells keeps its 8 operations, ``none`` included, although new ones get the
+    released 7), and its ``config.json`` is not rewritten. A request that differs otherwise comes
+    back without the settings the folder lacks (where they are at their old value), so the
+    refusal (:func:`nascore.run.check_config`) names only real differences. ``progress``: say on
+    stderr that an old folder is resumed with its own settings.
+    """
+    import sys
+
+    from nascore.io import read_json
+    path = Path(output) / "config.json"
+    if not path.is_file():
+        return cfg
+    try:
+        stored = read_json(path)
+    except (ValueError, OSError, UserError):
+        return cfg  # check_config refuses it in one line
+    if not isinstance(stored, dict) or stored == cfg:
+        return cfg
+    missing = [p for p in _new_settings(stored) if _get(stored, p, _MISSING) is _MISSING]
+    if not missing:
+        return cfg
+    filled, request = stored, cfg
+    for p in missing:
+        old = _legacy_value(stored, p)
+        filled = _with(filled, p, old)
+        if p == ("primitives",):
+            today = list(default_primitives(cfg.get("method", ""), cfg.get("space", "")))
+        elif p[0] == "es":
+            today = old  # the ES defaults are the old behaviour
+        else:
+            today = LEGACY_SUPERNET[p[0]]
+        if _get(request, p, _MISSING) == today:
+            request = _with(request, p, old)
+    if request == filled:
+        if progress:
+            names = ", ".join(".".join(p) for p in missing)
+            print(f"note: {output} was written before the settings {names} existed; resuming it with its own "
+                  "(the behaviour of that time)", file=sys.stderr, flush=True)
+        return stored
+    for p in missing:
+        if _get(request, p, _MISSING) == _legacy_value(stored, p):
+            request = _without(request, p)
+    return request
+
+
+_MISSING = object()
+
+
 def method_settings(method: str, epochs: int, warmup: int | None, amp: str, es) -> tuple[int, dict | None]:
     """Checks shared by every supernet search configuration (CIFAR here, ECG beats in
     :mod:`ecgnas.supernet`): the method, the warm-up (default :func:`default_warmup`, between 0 and
@@ -112,11 +297,14 @@ def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10"
                   lr_min: float = 0.0, momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                   C: int = 16, layers: int | None = None, K: int = 4, eval_images: int = 10000, amp: str = "auto",
                   channels_last: bool = False, arch_lr: float = 6e-4, arch_wd: float = 1e-3,
-                  es: dict | None = None) -> dict:
+                  es: dict | None = None, op_set: str | None = None, pool_bn: bool = True,
+                  bn_running_stats: bool = False) -> dict:
     """The configuration that defines a search run (written to ``config.json``), checked.
 
     Defaults: EG-NAS lr 0.1 (its code), DARTS lr 0.025 (DARTS code); warm-up 15 for EG-NAS (paper),
-    0 for DARTS; ``layers``: 8 cells (darts) or 5 cells per stage (nb201).
+    0 for DARTS; ``layers``: 8 cells (darts) or 5 cells per stage (nb201). Supernet
+    (:func:`supernet_config`): ``op_set`` None = EG-NAS on DARTS cells the released 7 operations,
+    DARTS the 8 with ``none``, NB-201 its 5; a BN after pooling; BNs without running statistics.
 
     >>> search_config(method="darts", space="nb201", epochs=3)["warmup"]
     0
@@ -140,7 +328,8 @@ def search_config(*, method: str, space: str = "nb201", dataset: str = "cifar10"
             "momentum": momentum, "weight_decay": weight_decay, "grad_clip": grad_clip, "C": C,
             "layers": layers or (8 if space == "darts" else 5), "K": K, "eval_images": eval_images, "amp": amp,
             "channels_last": bool(channels_last), "arch_lr": arch_lr if method == "darts" else None,
-            "arch_wd": arch_wd if method == "darts" else None, "es": es}
+            "arch_wd": arch_wd if method == "darts" else None, "es": es,
+            **supernet_config(method, space, op_set, pool_bn, bn_running_stats)}
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
@@ -167,7 +356,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, space: str, alpha_shape) -> dict:
-    """Read a search checkpoint and check it belongs to ``space`` with α of ``alpha_shape``.
+    """Read a search checkpoint and check it belongs to ``space`` with α of ``alpha_shape``
+    (None: any shape; the caller checks it against the checkpoint's ``primitives``).
 
     Read with ``torch.load(weights_only=True)`` (:func:`nascore.safeload.torch_load`): the
     checkpoint holds only tensors and plain data (the ES state included, see
@@ -178,10 +368,11 @@ def load_checkpoint(path: Path, space: str, alpha_shape) -> dict:
     state = torch_load(path, "checkpoint")
     if not isinstance(state, dict) or "alpha" not in state or "space" not in state:
         raise UserError(f"{path}: not a supernet search checkpoint (no 'alpha'/'space')")
-    shape = list(state["alpha"].shape)
-    if state["space"] != space or shape != list(alpha_shape):
+    shape = list(getattr(state["alpha"], "shape", []))
+    if state["space"] != space or (alpha_shape is not None and shape != list(alpha_shape)):
+        wanted = "" if alpha_shape is None else f" with shape {list(alpha_shape)}"
         raise UserError(f"{path}: α checkpoint is from space {state['space']!r} with shape {shape}; this search "
-                        f"uses space {space!r} with shape {list(alpha_shape)}")
+                        f"uses space {space!r}{wanted}")
     return state
 
 
@@ -316,12 +507,20 @@ class CifarSearchTask(SearchTask):
         return (xb,), yb
 
     def evaluate(self, net, autocast, epoch: int = 0) -> dict:
+        """Held-out accuracy in eval mode (as the released ``infer``): batch-statistics BNs are the
+        same in both modes; BNs with running statistics (``bn_running_stats``) use them and are
+        not updated by the held-out images."""
         v_correct = v_loss = 0.0
-        with torch.no_grad(), (autocast or nullcontext)():
-            for xb, yb in self.eval_dl.epoch(0):
-                logits = net(xb)
-                v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
-                v_correct += float((logits.argmax(1) == yb).sum())
+        was = net.training
+        net.eval()
+        try:
+            with torch.no_grad(), (autocast or nullcontext)():
+                for xb, yb in self.eval_dl.epoch(0):
+                    logits = net(xb)
+                    v_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
+                    v_correct += float((logits.argmax(1) == yb).sum())
+        finally:
+            net.train(was)
         return {"valid_loss": v_loss / self.n_eval, "valid_acc": 100 * v_correct / self.n_eval}
 
     def result(self, cfg, log, finished):
@@ -337,16 +536,18 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
 
     ``images``: optional ``(uint8 [N, 3, H, W], int64 [N])`` used instead of loading CIFAR (tests);
     ``on_epoch(record)``: called after each epoch's checkpoint (tests kill a run from it).
-    Returns the ``result.json`` dict. The loop itself is :func:`supernet_search_loop`.
+    Returns the ``result.json`` dict. The loop itself is :func:`supernet_search_loop`. A folder
+    written before some settings existed resumes with its own (:func:`adopt_stored_config`).
     """
     from nascore.darts.supernet import build_supernet
 
     dev = check_device(device)
+    cfg = adopt_stored_config(output, cfg, progress=progress)  # an older folder resumes with its own settings
     check_free(output, cfg, "search folder")  # refused before the images are loaded
     x, y = _load_images(cfg, data, images)
     task = CifarSearchTask(cfg, x, y, dev, bench_data=bench_data, data=data)
     net = build_supernet(cfg["space"], C=cfg["C"], layers=cfg["layers"], num_classes=task.n_classes, K=cfg["K"],
-                         seed=cfg["seed"]).to(dev)
+                         seed=cfg["seed"], **supernet_settings(cfg)).to(dev)
     if cfg["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)
