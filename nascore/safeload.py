@@ -21,11 +21,11 @@ file this project reads that way goes through this module:
 [0, 1, 2]
 >>> class Evil:
 ...     def __reduce__(self):
-...         return (print, ("ran",))
+...         return (eval, ("1 + 1",))
 >>> load_restricted_pickle(io.BytesIO(pickle.dumps(Evil())), "evil.pkl")
 Traceback (most recent call last):
 ...
-nascore.errors.UserError: evil.pkl: refused to unpickle builtins.print (only numpy arrays, numbers, strings and containers are read from this file)
+nascore.errors.UserError: evil.pkl: refused to unpickle builtins.eval (only numpy arrays, numbers, strings and containers are read from this file)
 """
 
 from __future__ import annotations
