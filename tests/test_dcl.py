@@ -175,11 +175,13 @@ def test_finetuned_predictor_ranks_a_monotone_target():
     rng = np.random.default_rng(0)
     archs = [NB201.sample(rng) for _ in range(360)]
     y = np.array([nb201_target(a) for a in archs])
-    for cfg in (TINY, dict(TINY, rank_loss="listnet", supcon_weight=0.1)):
+    for cfg in (TINY, dict(TINY, rank_loss="listnet", supcon_weight=0.1),
+                dict(TINY, rank_loss="margin", margin=0.1, supcon_weight=0.1, contrastive_warmup=10)):
         p = DCLPredictor(NB201, cfg, seed=1)
         p.pretrain()
         losses = p.fit(archs[:60], y[:60])
-        assert losses[-1] < losses[0]
+        if not cfg.get("contrastive_warmup"):  # a warm-up raises the loss's weight as it trains
+            assert losses[-1] < losses[0]
         tau = kendalltau(p.predict(archs[60:]), y[60:])[0]
         assert tau > 0.6, (cfg, tau)
     for m in (GINRegressor(NB201, seed=0, hidden=16, layers=2, epochs=60), PathMLPRegressor(NB201, seed=0, epochs=100)):
@@ -352,3 +354,127 @@ def test_cli_search_with_dcl_enas(synthetic_nb201_table, tmp_path, capsys):
     s = read_json(tmp_path / "o" / "summary.json")
     assert s["test_accuracy"]["n"] == 2 and s["queries"]["mean"] == 20
     assert math.isfinite(s["valid_accuracy"]["mean"]) and (tmp_path / "o" / "curve.png").exists()
+
+
+# --- issue 15 items 9-10: the paper's stage-2 loss and the persistent population ---------------------------
+def test_margin_rank_loss_on_a_hand_made_example():
+    from nascore.predictors.dcl import margin_rank_loss
+    y = torch.tensor([1.0, 2.0, 3.0])
+    # better-first pairs (1,0), (2,0), (2,1): score gaps 0.05, 1.0, 0.95 -> hinge 0.05, 0, 0 with margin 0.1
+    s = torch.tensor([0.0, 0.05, 1.0])
+    assert margin_rank_loss(s, y, 0.1).item() == pytest.approx(0.05 / 3, abs=1e-7)
+    # reversed scores: gaps -0.05, -1, -0.95 -> 0.15, 1.1, 1.05 with margin 0.1
+    assert margin_rank_loss(-s, y, 0.1).item() == pytest.approx((0.15 + 1.1 + 1.05) / 3, abs=1e-6)
+    assert margin_rank_loss(s, y, 0.0).item() == 0.0
+    assert margin_rank_loss(s, torch.ones(3), 0.1).item() == 0.0  # no ordered pair
+
+
+def test_contrastive_weight_warm_up_schedule():
+    from nascore.predictors.dcl import contrastive_weight_at
+    assert [contrastive_weight_at(e, 0.2, 4) for e in range(6)] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2])
+    assert [contrastive_weight_at(e, 0.2, 0) for e in range(3)] == [0.2, 0.2, 0.2]
+    assert contrastive_weight_at(0, 0.0, 5) == 0.0
+
+
+def test_stage2_options_are_validated_and_defaults_unchanged():
+    cfg = DCLConfig()
+    assert (cfg.rank_loss, cfg.supcon_weight, cfg.contrastive_warmup) == ("pairwise", 0.0, 0)
+    assert DCLConfig(rank_loss="margin", margin=0.5, contrastive_warmup=10).margin == 0.5
+    with pytest.raises(UserError, match="rank_loss must be one of pairwise, listnet, margin"):
+        DCLConfig(rank_loss="hinge")
+    with pytest.raises(UserError, match="margin"):
+        DCLConfig(margin=-1.0)
+    with pytest.raises(UserError, match="contrastive_warmup"):
+        DCLConfig(contrastive_warmup=2.5)
+    with pytest.raises(UserError, match="contrastive_warmup"):
+        DCLConfig(contrastive_warmup=-1)
+
+
+def test_warm_up_changes_the_fit_and_margin_differs_from_ranknet():
+    rng = np.random.default_rng(5)
+    archs = [NB201.sample(rng) for _ in range(30)]
+    y = [nb201_target(a) for a in archs]
+    out = {}
+    for name, over in (("ranknet", {}), ("margin", {"rank_loss": "margin"}),
+                       ("sc", {"rank_loss": "margin", "supcon_weight": 0.5}),
+                       ("sc-warm", {"rank_loss": "margin", "supcon_weight": 0.5, "contrastive_warmup": 20})):
+        p = DCLPredictor(NB201, dict(TINY, finetune_epochs=10, **over), seed=0)
+        p.pretrain(archs=archs)
+        out[name] = p.fit(archs, y, seed=1)
+    assert out["ranknet"] != out["margin"]
+    # the first epoch's contrastive weight is 1/20 of the full weight: same model, smaller loss
+    assert out["sc-warm"][0] < out["sc"][0]
+
+
+def test_population_mode_is_validated():
+    with pytest.raises(UserError, match="population_mode must be one of rebuild, persistent"):
+        get_strategy("dcl-enas", NB201, seed=0, population_mode="keep")
+    assert get_strategy("dcl-enas", NB201, seed=0).population_mode == "rebuild"
+
+
+def _round_start_populations(strategy, n_rounds):
+    """Drive ``strategy`` for ``n_rounds`` predictor rounds and return the population each round
+    starts from (the first ``predict`` after each ``fit``)."""
+    starts, state = [], {"fresh": False}
+    pred = strategy._get_predictor()
+    fit, predict = pred.fit, pred.predict
+
+    def fit_hook(*a, **k):
+        state["fresh"] = True
+        return fit(*a, **k)
+
+    def predict_hook(archs, *a, **k):
+        if state["fresh"]:
+            starts.append([NB201.key(x) for x in archs])
+            state["fresh"] = False
+        return predict(archs, *a, **k)
+
+    pred.fit, pred.predict = fit_hook, predict_hook
+    first = strategy.ask(strategy.n_init)
+    strategy.tell(first, [nb201_eval(a) for a in first])
+    while len(starts) < n_rounds:
+        got = strategy.ask(strategy.n_infill)
+        strategy.tell(got, [nb201_eval(a) for a in got])
+    return starts
+
+
+def test_persistent_population_keeps_survivors_across_rounds():
+    s = dcl(seed=6, population_mode="persistent")
+    starts = _round_start_populations(s, 3)
+    for r in (1, 2):
+        told = {NB201.key(a) for a, _ in s.labelled}
+        # later rounds start from predicted (never evaluated) survivors of the previous round
+        assert any(k not in told for k in starts[r]), r
+    r = dcl(seed=6)  # rebuild: every round starts from evaluated architectures only
+    starts_r = _round_start_populations(r, 3)
+    told_r = {NB201.key(a) for a, _ in r.labelled}
+    assert all(k in told_r for st in starts_r for k in st)
+    assert len(starts_r[1]) == r.population_size
+
+
+def test_persistent_population_resumes_by_replay_identically(tmp_path):
+    kw = dict(population_mode="persistent")
+    full = run_search(space=NB201, strategy=dcl(seed=3, **kw), evaluator=nb201_eval, budget=Budget(queries=26),
+                      out_dir=tmp_path / "full", config={"seed": 3}, batch_size=2)
+    calls = []
+
+    def dying(arch):
+        if len(calls) == 19:
+            raise Crash()
+        calls.append(NB201.to_string(arch))
+        return nb201_eval(arch)
+
+    with pytest.raises(Crash):
+        run_search(space=NB201, strategy=dcl(seed=3, **kw), evaluator=dying, budget=Budget(queries=26),
+                   out_dir=tmp_path / "k", config={"seed": 3}, batch_size=2)
+    resumed = run_search(space=NB201, strategy=dcl(seed=3, **kw), evaluator=nb201_eval, budget=Budget(queries=26),
+                         out_dir=tmp_path / "k", config={"seed": 3}, batch_size=2)
+    assert [h["arch"] for h in read_jsonl(tmp_path / "k" / "history.jsonl")] == \
+        [h["arch"] for h in read_jsonl(tmp_path / "full" / "history.jsonl")]
+    for key in ("queries", "best", "trajectory"):
+        assert resumed[key] == full[key]
+    # and it is a different search from the rebuild default
+    other = run_search(space=NB201, strategy=dcl(seed=3), evaluator=nb201_eval, budget=Budget(queries=26),
+                       out_dir=tmp_path / "rb", config={"seed": 3}, batch_size=2)
+    assert [h["arch"] for h in read_jsonl(tmp_path / "rb" / "history.jsonl")] != \
+        [h["arch"] for h in read_jsonl(tmp_path / "full" / "history.jsonl")]

@@ -172,7 +172,7 @@ STRATEGY_PARAMS = {
     "random": [],
     "evolution": ["population", "sample_size", "max_mutation_tries"],
     "dcl-enas": ["n_init", "n_infill", "t_gap", "population", "offspring", "crossover_prob", "tournament", "budget",
-                 "pretrain", "predictor", "encoder_init", "pretrain_seed"],
+                 "pretrain", "predictor", "encoder_init", "pretrain_seed", "population_mode"],
     "arch2vec-bo": ["model", "init", "batch", "epochs", "hidden", "xi"],
     "arch2vec-rl": ["model", "episode", "sigma", "lr", "hidden", "baseline", "baseline_decay", "normalize",
                     "reward_scale"],
@@ -218,7 +218,7 @@ def test_evolution_is_built_or_refused(params):
 
 
 PREDICTOR_KEYS = ["hidden", "layers", "temperature", "views", "rank_loss", "threads", "pretrain_lr", "supcon_bins",
-                  "path_metric", "refit", "bogus"]
+                  "path_metric", "refit", "margin", "contrastive_warmup", "bogus"]
 
 
 @FAST

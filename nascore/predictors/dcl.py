@@ -47,10 +47,31 @@ Stage 2 -- contrastive fine-tuning for relative performance
     regress accuracy: ``rank_loss="pairwise"`` is the RankNet logistic loss over every ordered
     pair (Burges et al., ICML 2005) ``mean_{y_i > y_j} log(1 + exp(-(s_i - s_j)))``;
     ``"listnet"`` the ListNet top-one cross-entropy (Cao et al., ICML 2007) between
-    ``softmax(y_std / list_temperature)`` and ``softmax(s)``. ``supcon_weight`` adds the
-    supervised contrastive loss on ``z`` with performance-quantile bins as classes (architectures
-    of similar accuracy pulled together). Each fit restarts from the pretrained state
-    (``refit="restart"``) or continues from the last fit (``"continue"``).
+    ``softmax(y_std / list_temperature)`` and ``softmax(s)``; ``"margin"`` the margin ranking
+    loss the paper describes for this stage, ``mean_{y_i > y_j} max(0, margin - (s_i - s_j))``
+    (:func:`margin_rank_loss`; ``y`` is standardised, so ``margin`` is in score units -- the
+    paper gives no value, 0.1 is our choice). ``supcon_weight`` adds the supervised contrastive
+    loss on ``z`` with performance-quantile bins as classes (architectures of similar accuracy
+    pulled together); its weight ramps up linearly over the first ``contrastive_warmup`` epochs
+    (:func:`contrastive_weight_at`: ``supcon_weight * min(1, (epoch + 1) / contrastive_warmup)``;
+    0 = no warm-up), the warm-up of the contrastive weight the paper describes. The paper's form
+    of stage 2 is therefore ``rank_loss="margin"`` with ``supcon_weight > 0`` and
+    ``contrastive_warmup > 0``; the default stays ``"pairwise"`` (RankNet) with the contrastive
+    term off until a measurement says otherwise (``benchmarks/RESULTS.md``). Each fit restarts
+    from the pretrained state (``refit="restart"``) or continues from the last fit
+    (``"continue"``).
+
+Hard encoding
+    The paper's hard encoding is the sorted path-id sequence zero-padded to ``L_seq``
+    (:meth:`~nascore.encoders.path.PathEncoder.sequence`). Here the hard encoder's only job is
+    to say which architectures count as similar (the positives of stage 1), which needs a
+    distance between two cells. On the sequence encoding a per-slot distance depends on the
+    canonical order of the paths: one added or removed path shifts every later slot, so two
+    cells sharing all but one path can look maximally different. The set (bag-of-paths)
+    encoding (:meth:`~nascore.encoders.path.PathEncoder.encode`) with a Jaccard or Hamming
+    distance is order-free and compares exactly "how many paths are shared", which is the
+    similarity the paper uses the hard encoding for; so the set encoding is used and the
+    sequence encoding is kept only for feature export.
 
 ``encoder_init`` (hook for arch2vec, :mod:`nascore.arch2vec`): a path to a ``state_dict`` of a
 :class:`~nascore.encoders.gin.GINEncoder` of the same shape (``hidden``, ``layers``, the space's
@@ -104,7 +125,9 @@ DCL_BOUNDS = {
     "mutation_tries": integer(0, 1000), "finetune_epochs": integer(0, 1_000_000), "finetune_lr": number(0, lo_open=True),
     "weight_decay": number(0), "list_temperature": number(0, lo_open=True), "supcon_weight": number(0),
     "supcon_bins": integer(1, 1000), "batch_limit": integer(1, 1_000_000), "threads": integer(0, 1024),
+    "margin": number(0, 100), "contrastive_warmup": integer(0, 1_000_000),
 }
+RANK_LOSSES = ("pairwise", "listnet", "margin")
 
 
 @dataclass
@@ -133,7 +156,9 @@ class DCLConfig:
     weight_decay: float = 1e-4
     rank_loss: str = "pairwise"
     list_temperature: float = 1.0
+    margin: float = 0.1
     supcon_weight: float = 0.0
+    contrastive_warmup: int = 0
     supcon_bins: int = 4
     refit: str = "restart"
     batch_limit: int = 256
@@ -148,8 +173,8 @@ class DCLConfig:
         for v in self.views:
             if v not in VIEWS:
                 raise UserError(f"unknown DCL view {v!r} (choose from: {', '.join(VIEWS)})")
-        if self.rank_loss not in ("pairwise", "listnet"):
-            raise UserError(f"rank_loss must be 'pairwise' or 'listnet', got {self.rank_loss!r}")
+        if self.rank_loss not in RANK_LOSSES:
+            raise UserError(f"rank_loss must be one of {', '.join(RANK_LOSSES)}, got {self.rank_loss!r}")
         if self.refit not in ("restart", "continue"):
             raise UserError(f"refit must be 'restart' or 'continue', got {self.refit!r}")
         if self.path_metric not in ("jaccard", "hamming"):
@@ -278,6 +303,32 @@ def pairwise_rank_loss(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return s.sum() * 0.0
     diff = s[:, None] - s[None, :]
     return nn.functional.softplus(-diff[better]).mean()
+
+
+def margin_rank_loss(s: torch.Tensor, y: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Margin ranking loss over every pair with ``y_i > y_j``: mean ``max(0, margin - (s_i - s_j))``
+    (:class:`torch.nn.MarginRankingLoss` with target 1 on the better-first pairs).
+
+    >>> round(margin_rank_loss(torch.tensor([0.0, 0.05, 1.0]), torch.tensor([1., 2., 3.]), margin=0.1).item(), 5)
+    0.01667
+    """
+    better = (y[:, None] - y[None, :]) > 0
+    if not better.any():
+        return s.sum() * 0.0
+    diff = s[:, None] - s[None, :]
+    return torch.clamp(margin - diff[better], min=0.0).mean()
+
+
+def contrastive_weight_at(epoch: int, weight: float, warmup: int) -> float:
+    """Weight of the stage-2 contrastive term at ``epoch`` (0-based): linear warm-up to ``weight``
+    over ``warmup`` epochs (``warmup=0``: constant).
+
+    >>> [contrastive_weight_at(e, 0.5, 4) for e in range(6)]
+    [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    """
+    if warmup <= 0:
+        return float(weight)
+    return float(weight) * min(1.0, (epoch + 1) / warmup)
 
 
 def listnet_loss(s: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -489,7 +540,7 @@ class DCLPredictor:
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
             full = self.graphs.batch(archs) if len(archs) <= cfg.batch_limit else None
-            for _ in range(cfg.finetune_epochs):
+            for epoch in range(cfg.finetune_epochs):
                 if full is not None:
                     idx, batch = np.arange(len(archs)), full
                 else:
@@ -500,11 +551,14 @@ class DCLPredictor:
                 s = model.score(h)
                 if cfg.rank_loss == "pairwise":
                     loss = pairwise_rank_loss(s, ys[ti])
+                elif cfg.rank_loss == "margin":
+                    loss = margin_rank_loss(s, ys[ti], cfg.margin)
                 else:
                     loss = listnet_loss(s, ys[ti], cfg.list_temperature)
                 if bins is not None:
                     b = bins[ti]
-                    loss = loss + cfg.supcon_weight * info_nce(model.project(h), b[:, None] == b[None, :],
+                    w = contrastive_weight_at(epoch, cfg.supcon_weight, cfg.contrastive_warmup)
+                    loss = loss + w * info_nce(model.project(h), b[:, None] == b[None, :],
                                                                cfg.temperature)
                 opt.zero_grad()
                 loss.backward()

@@ -14,6 +14,19 @@ Zhang, 2025, Algorithm 1), as an ask/tell strategy.
    highest predicted scores (ties broken by canonical string) are queued for true evaluation and
    returned by the following asks. When the queue runs dry the next round starts.
 
+``population_mode``: where each round's population comes from.
+
+* ``"rebuild"`` (default, today's behaviour): the ``population`` best *evaluated* architectures
+  by true score, rebuilt every round; the predicted population of the previous round is dropped.
+* ``"persistent"`` (Algorithm 1 as the paper describes it): one population lives across rounds.
+  The first round starts from the best evaluated architectures as above; every later round
+  starts from the previous round's final population plus the architectures evaluated since
+  then, re-scored by the freshly fine-tuned predictor and cut to the ``population`` best by
+  predicted score (ties by canonical string), and evolves on from there.
+
+Either way the predictor's stage 2 restarts from the stage-1 state each round unless
+``predictor={"refit": "continue"}`` (it then continues from the previous round's fit).
+
 Never repeats an architecture (identity = ``space.key``); ``ask(n)`` returns exactly ``n``
 (random unseen architectures top up a round that found too few unseen children). Deterministic
 given the seed and what it was told, so a run resumes by replay (:mod:`nascore.run`).
@@ -60,11 +73,13 @@ class DCLENAS(Strategy):
                     "population": integer(1, 100_000), "offspring": integer(1, 1_000_000),
                     "crossover_prob": number(0, 1), "tournament": integer(1, 100_000), "budget": integer(1, 10_000_000),
                     "pretrain_seed": integer(0, MAX_SEED)}
+    population_modes = ("rebuild", "persistent")
 
     def __init__(self, space, seed: int = 0, n_init: int = 10, n_infill: int = 10, t_gap: int = 5,
                  population: int = 30, offspring: int = 60, crossover_prob: float = 0.3, tournament: int = 2,
                  budget: int | None = None, pretrain: bool = True, predictor: dict | None = None,
-                 encoder_init: str | None = None, pretrain_seed: int | None = None):
+                 encoder_init: str | None = None, pretrain_seed: int | None = None,
+                 population_mode: str = "rebuild"):
         super().__init__(space, seed)
         for name, v, lo in (("n_init", n_init, 2), ("n_infill", n_infill, 1), ("t_gap", t_gap, 1),
                             ("population", population, 1), ("offspring", offspring, 1), ("tournament", tournament, 1)):
@@ -72,6 +87,9 @@ class DCLENAS(Strategy):
                 raise UserError(f"dcl-enas {name} must be >= {lo}, got {v}")
         if not 0.0 <= float(crossover_prob) <= 1.0:
             raise UserError(f"dcl-enas crossover_prob must be in [0, 1], got {crossover_prob}")
+        if population_mode not in self.population_modes:
+            raise UserError(f"dcl-enas population_mode must be one of {', '.join(self.population_modes)}, "
+                            f"got {population_mode!r}")
         if budget is not None and int(budget) < int(n_init):
             raise UserError(f"dcl-enas budget of {budget} queries is smaller than its initial random sample "
                             f"n_init={n_init}; lower n_init or raise the budget")
@@ -90,6 +108,9 @@ class DCLENAS(Strategy):
         self.n_asked = 0
         self.rounds = 0
         self.fallbacks = 0
+        self.population_mode = population_mode
+        self.population: list | None = None  # persistent mode: the final population of the last round
+        self._n_told_at_round = 0            # persistent mode: len(labelled) when that round ran
 
     # --- predictor --------------------------------------------------------------------------------
     def _get_predictor(self) -> DCLPredictor:
@@ -133,9 +154,21 @@ class DCLENAS(Strategy):
             return
         pred = self._get_predictor()
         pred.fit([a for a, _ in data], [s for _, s in data], seed=self.seed * 7919 + self.rounds)
-        data.sort(key=lambda t: -t[1])
-        pop = [a for a, _ in data[: self.population_size]]
-        fit = list(pred.predict(pop))
+        if self.population_mode == "persistent" and self.population is not None:
+            pop, keys = [], set()
+            new = [a for a, s in self.labelled[self._n_told_at_round:] if math.isfinite(s)]
+            for a in self.population + new:
+                k = self.space.key(a)
+                if k not in keys:
+                    keys.add(k)
+                    pop.append(a)
+            fit = list(pred.predict(pop))
+            order = sorted(range(len(pop)), key=lambda i: (-fit[i], self.space.to_string(pop[i])))[: self.population_size]
+            pop, fit = [pop[i] for i in order], [float(fit[i]) for i in order]
+        else:
+            data.sort(key=lambda t: -t[1])
+            pop = [a for a, _ in data[: self.population_size]]
+            fit = list(pred.predict(pop))
         keys = {self.space.key(a) for a in pop}
         cand: dict[str, tuple] = {}
         for _ in range(self.t_gap):
@@ -159,6 +192,7 @@ class DCLENAS(Strategy):
             order = sorted(range(len(pop)), key=lambda i: (-fit[i], self.space.to_string(pop[i])))[: self.population_size]
             pop, fit = [pop[i] for i in order], [fit[i] for i in order]
             keys = {self.space.key(a) for a in pop}
+        self.population, self._n_told_at_round = pop, len(self.labelled)
         best = sorted(cand.items(), key=lambda kv: (-kv[1][1], kv[0]))[: self.n_infill]
         self.queue = [c for _, (c, _) in best]
         while len(self.queue) < self.n_infill:  # too few unseen children: top up at random
