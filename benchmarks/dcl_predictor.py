@@ -8,13 +8,19 @@ predicted scores and valid_acc_200 (mean ± std over trials). Predictors, side b
 * ``dcl`` -- the full two-stage predictor (stage 1 contrastive pretraining, stage 2 ranking);
 * ``dcl-no-pretrain`` -- the same stage 2 from a randomly initialised GIN;
 * ``gin-mse`` -- the same GIN shape trained with MSE (:class:`~nascore.predictors.GINRegressor`);
-* ``path-mlp`` -- an MLP on the path encoding, MSE (:class:`~nascore.predictors.PathMLPRegressor`).
+* ``path-mlp`` -- an MLP on the path encoding, MSE (:class:`~nascore.predictors.PathMLPRegressor`);
+* ``dcl-paper`` (only with ``--methods``) -- the two-stage predictor with the paper's stage 2
+  (:data:`PAPER_STAGE2`: margin ranking loss plus the supervised contrastive term with a linear
+  warm-up of its weight), same stage 1 as ``dcl``.
+
+``--methods dcl,dcl-paper`` runs a subset; ``--out NAME`` writes ``NAME.json``/``NAME.png``
+instead of ``dcl_predictor.*``.
 
 Stage 1 uses no labels, so one pretraining per trial (seed = trial) serves every n of that trial.
 Resumable: each trial writes ``--work/trial-XXXX.json``; finished trials are read back.
 Writes ``benchmarks/results/dcl_predictor.json`` and ``dcl_predictor.png``.
 
-    python benchmarks/dcl_predictor.py [--trials 20] [--sizes 20,50,100,200] [--jobs 2]
+    python benchmarks/dcl_predictor.py [--trials 20] [--sizes 20,50,100,200] [--jobs 2] [--methods ...] [--out NAME]
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from nascore.io import atomic_write_json, read_json  # noqa: E402
 from nascore.report import save_figure  # noqa: E402
 
 METHODS = ("dcl", "dcl-no-pretrain", "gin-mse", "path-mlp")
+ALL_METHODS = METHODS + ("dcl-paper",)
+#: the paper's stage 2 (issue 15 item 9); margin and weights are our choices (the paper gives none)
+PAPER_STAGE2 = {"rank_loss": "margin", "margin": 0.1, "supcon_weight": 0.1, "contrastive_warmup": 30}
 _STATE = {}
 
 
@@ -53,18 +62,18 @@ def _setup(data):
 def run_trial(job) -> dict:
     import torch
 
-    from nascore.predictors import DCLPredictor, GINRegressor, PathMLPRegressor
+    from nascore.predictors import DCLConfig, DCLPredictor, GINRegressor, PathMLPRegressor
 
     torch.set_num_threads(1)
-    work, trial, sizes, data = job
+    work, trial, sizes, data, methods = job
     path = Path(work) / f"trial-{trial:04d}.json"
     if path.exists():
         old = read_json(path)
-        if old.get("sizes") == list(sizes):
+        if old.get("sizes") == list(sizes) and old.get("methods", list(METHODS)) == list(methods):
             return old
     st = _setup(data)
     space, archs, y = st["space"], st["archs"], st["y"]
-    out = {"trial": trial, "sizes": list(sizes), "results": {}, "cpu_seconds": {}}
+    out = {"trial": trial, "sizes": list(sizes), "methods": list(methods), "results": {}, "cpu_seconds": {}}
     c = time.process_time()
     DCLPredictor(space, seed=trial).pretrain()  # cached in-process for every n below
     out["cpu_seconds"]["dcl-pretrain"] = time.process_time() - c
@@ -77,11 +86,15 @@ def run_trial(job) -> dict:
         test = [a for a, m in zip(archs, mask) if m]
         ytest = y[mask]
         row = {}
-        for method in METHODS:
+        for method in methods:
             c = time.process_time()
             if method == "dcl":
                 p = DCLPredictor(space, seed=trial)
                 p.pretrain()
+            elif method == "dcl-paper":  # stage 1 does not read the stage-2 fields: reuse the cached pretraining
+                p = DCLPredictor(space, seed=trial)
+                p.pretrain()
+                p.cfg = DCLConfig.from_dict(PAPER_STAGE2)
             elif method == "dcl-no-pretrain":
                 p = DCLPredictor(space, seed=trial)
             elif method == "gin-mse":
@@ -105,15 +118,21 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="folder holding nb201-cifar10.csv")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--work", default="/tmp/dcl_predictor")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma list from {', '.join(ALL_METHODS)}")
+    ap.add_argument("--out", default="dcl_predictor", help="name of the JSON/PNG under benchmarks/results")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    jobs = [(args.work, t, tuple(sizes), args.data) for t in range(args.trials)]
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in ALL_METHODS]
+    if bad or not methods:
+        ap.error(f"--methods: unknown {bad} (choose from {', '.join(ALL_METHODS)})")
+    jobs = [(args.work, t, tuple(sizes), args.data, methods) for t in range(args.trials)]
     t0 = time.perf_counter()
     trials = parallel_map(run_trial, jobs, args.jobs, desc="trials")
     summary = {}
     for n in sizes:
         summary[str(n)] = {}
-        for m in METHODS:
+        for m in methods:
             vals = {k: np.array([t["results"][str(n)][m][k] for t in trials])
                     for k in ("kendall_tau", "spearman_rho", "fit_cpu_seconds")}
             summary[str(n)][m] = {k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
@@ -126,18 +145,21 @@ def main() -> None:
     from nascore.predictors import DCLConfig
 
     out["dcl_config"] = DCLConfig().to_dict()
-    atomic_write_json(RESULTS / "dcl_predictor.json", out)
-    print("| n | " + " | ".join(f"{m} tau" for m in METHODS) + " | " + " | ".join(f"{m} rho" for m in METHODS) + " |")
+    out["methods"] = list(methods)
+    if "dcl-paper" in methods:
+        out["dcl_paper_stage2"] = dict(PAPER_STAGE2)
+    atomic_write_json(RESULTS / f"{args.out}.json", out)
+    print("| n | " + " | ".join(f"{m} tau" for m in methods) + " | " + " | ".join(f"{m} rho" for m in methods) + " |")
     for n in sizes:
         s = summary[str(n)]
         print(f"| {n} | " + " | ".join(f"{s[m]['kendall_tau']['mean']:.3f} ± {s[m]['kendall_tau']['std']:.3f}"
-                                       for m in METHODS)
-              + " | " + " | ".join(f"{s[m]['spearman_rho']['mean']:.3f}" for m in METHODS) + " |")
-    _plot(summary, sizes, args.trials)
-    print(f"wrote {RESULTS / 'dcl_predictor.json'}")
+                                       for m in methods)
+              + " | " + " | ".join(f"{s[m]['spearman_rho']['mean']:.3f}" for m in methods) + " |")
+    _plot(summary, sizes, args.trials, methods, args.out)
+    print(f"wrote {RESULTS / (args.out + '.json')}")
 
 
-def _plot(summary, sizes, trials) -> None:
+def _plot(summary, sizes, trials, methods=METHODS, name="dcl_predictor") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,7 +167,7 @@ def _plot(summary, sizes, trials) -> None:
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for m in METHODS:
+    for m in methods:
         mu = [summary[str(n)][m]["kendall_tau"]["mean"] for n in sizes]
         sd = [summary[str(n)][m]["kendall_tau"]["std"] for n in sizes]
         ax.errorbar(sizes, mu, yerr=sd, marker="o", capsize=3, label=m)
@@ -159,7 +181,7 @@ def _plot(summary, sizes, trials) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_figure(fig, RESULTS / "dcl_predictor.png")  # atomic, unique temporary name
+    save_figure(fig, RESULTS / f"{name}.png")  # atomic, unique temporary name
 
 
 if __name__ == "__main__":
