@@ -11,7 +11,9 @@ predicted scores and valid_acc_200 (mean ± std over trials). Predictors, side b
 * ``path-mlp`` -- an MLP on the path encoding, MSE (:class:`~nascore.predictors.PathMLPRegressor`);
 * ``dcl-paper`` (only with ``--methods``) -- the two-stage predictor with the paper's stage 2
   (:data:`PAPER_STAGE2`: margin ranking loss plus the supervised contrastive term with a linear
-  warm-up of its weight), same stage 1 as ``dcl``.
+  warm-up of its weight), same stage 1 as ``dcl``;
+* ``dcl-margin`` (only with ``--methods``) -- the margin ranking loss alone (contrastive term off
+  as in ``dcl``), to separate the two changes.
 
 ``--methods dcl,dcl-paper`` runs a subset; ``--out NAME`` writes ``NAME.json``/``NAME.png``
 instead of ``dcl_predictor.*``.
@@ -40,7 +42,7 @@ from nascore.io import atomic_write_json, read_json  # noqa: E402
 from nascore.report import save_figure  # noqa: E402
 
 METHODS = ("dcl", "dcl-no-pretrain", "gin-mse", "path-mlp")
-ALL_METHODS = METHODS + ("dcl-paper",)
+ALL_METHODS = METHODS + ("dcl-paper", "dcl-margin")
 #: the paper's stage 2 (issue 15 item 9); margin and weights are our choices (the paper gives none)
 PAPER_STAGE2 = {"rank_loss": "margin", "margin": 0.1, "supcon_weight": 0.1, "contrastive_warmup": 30}
 _STATE = {}
@@ -91,10 +93,11 @@ def run_trial(job) -> dict:
             if method == "dcl":
                 p = DCLPredictor(space, seed=trial)
                 p.pretrain()
-            elif method == "dcl-paper":  # stage 1 does not read the stage-2 fields: reuse the cached pretraining
+            elif method in ("dcl-paper", "dcl-margin"):  # stage 1 reads no stage-2 field: reuse the cached one
                 p = DCLPredictor(space, seed=trial)
                 p.pretrain()
-                p.cfg = DCLConfig.from_dict(PAPER_STAGE2)
+                p.cfg = DCLConfig.from_dict(PAPER_STAGE2 if method == "dcl-paper" else
+                                            {"rank_loss": "margin", "margin": PAPER_STAGE2["margin"]})
             elif method == "dcl-no-pretrain":
                 p = DCLPredictor(space, seed=trial)
             elif method == "gin-mse":
