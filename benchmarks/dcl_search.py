@@ -11,6 +11,9 @@ Resumable: every (fidelity, strategy, seed) is its own run folder under ``--work
 ones are read back, not rerun. ``--jobs`` searches run in parallel processes.
 
     python benchmarks/dcl_search.py [--seeds 0-49] [--budget 100] [--jobs 2] [--work /tmp/dcl_search]
+
+``--strategies`` also takes ``dcl-enas-persistent`` (dcl-enas with ``population_mode="persistent"``,
+issue 15 item 10); ``--out NAME`` writes ``NAME.json`` / ``NAME_f*.png`` instead of ``dcl_search*``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from nascore.io import atomic_write_json, read_json  # noqa: E402
 from nascore.report import curve_array, plot_curves, summarize_seeds  # noqa: E402
 
 STRATEGIES = ("dcl-enas", "evolution", "random")
+#: extra names for --strategies: (strategy, params)
+VARIANTS = {"dcl-enas-persistent": ("dcl-enas", {"population_mode": "persistent"})}
 _TABLE = {}
 
 
@@ -58,8 +63,9 @@ def run_one(job) -> dict:
             return {**r, "cpu_seconds": read_json(cpu_path)["cpu_seconds"]}
     table = _table(data)
     c0 = time.process_time()
-    benchmark_search(space="nb201", dataset="cifar10", strategy=strategy, budget=str(budget), seeds=[seed],
-                     output=out, fidelity=fidelity, table=table, progress=False)
+    name, params = VARIANTS.get(strategy, (strategy, None))
+    benchmark_search(space="nb201", dataset="cifar10", strategy=name, budget=str(budget), seeds=[seed],
+                     output=out, fidelity=fidelity, table=table, progress=False, params=params)
     cpu = time.process_time() - c0
     atomic_write_json(cpu_path, {"cpu_seconds": cpu})
     r = read_json(res_path)
@@ -75,6 +81,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--work", default="/tmp/dcl_search")
+    ap.add_argument("--out", default="dcl_search", help="name of the JSON/PNGs under benchmarks/results")
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
     strategies = args.strategies.split(",")
@@ -112,11 +119,11 @@ def main() -> None:
             print(f"fidelity {f} {s:10s}: test {summ['test_accuracy']['mean']:.3f} ± {summ['test_accuracy']['std']:.3f}"
                   f"  valid {summ['valid_accuracy']['mean']:.3f}  cpu/search {summ['cpu_seconds_per_search']['mean']:.2f} s"
                   f"  optimum found {summ['found_optimum_fraction']:.2f}")
-        plot_curves(curves, RESULTS / f"dcl_search_f{f}.png",
+        plot_curves(curves, RESULTS / f"{args.out}_f{f}.png",
                     title=f"NAS-Bench-201 CIFAR-10, signal valid_acc_{f}, {len(seeds)} seeds",
                     optimum=opt["test_accuracy"])
-    atomic_write_json(RESULTS / "dcl_search.json", out)
-    print(f"wrote {RESULTS / 'dcl_search.json'}")
+    atomic_write_json(RESULTS / f"{args.out}.json", out)
+    print(f"wrote {RESULTS / (args.out + '.json')}")
 
 
 if __name__ == "__main__":
