@@ -30,6 +30,7 @@ nascore.errors.UserError: evil.pkl: refused to unpickle builtins.eval (only nump
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -167,3 +168,54 @@ def numpy_state_from_torch(state: dict) -> dict:
     for k, t in state.get("arrays", {}).items():
         out[k] = t.numpy().copy()
     return out
+
+
+#: what the official NATS-Bench ``.pickle.pbz2`` files may hold besides numpy arrays: their
+#: benchmark data are nested dicts / lists of numbers and strings (``ArchResults`` objects are
+#: rebuilt from those state dicts by ``nats_bench`` after loading)
+NATS_GLOBALS = frozenset({("collections", "OrderedDict")})
+
+
+class _NatsUnpickler(RestrictedUnpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in NATS_GLOBALS:
+            import collections
+
+            return collections.OrderedDict
+        return super().find_class(module, name)
+
+
+def load_nats_pickle(file_path, ext: str = ".pbz2"):
+    """A drop-in for ``nats_bench.api_utils.pickle_load`` that unpickles only plain data, numpy
+    arrays and ``OrderedDict`` (:class:`RestrictedUnpickler`): a crafted NATS-Bench file is refused
+    in one line instead of running code."""
+    import bz2
+
+    path = str(file_path) if os.path.isfile(str(file_path)) else str(file_path) + ext
+    with bz2.BZ2File(path, "rb") as f:
+        try:
+            return _NatsUnpickler(f, path, encoding="ASCII").load()
+        except (OSError, EOFError, pickle.UnpicklingError) as e:
+            raise UserError(f"{path}: not a readable NATS-Bench file ({type(e).__name__}: {e})") from None
+
+
+@contextlib.contextmanager
+def restricted_nats_pickles():
+    """While active, ``nats_bench`` reads its files with :func:`load_nats_pickle` (every module of
+    the package that imported ``pickle_load`` by name is patched, and restored on exit)."""
+    import importlib
+
+    patched = []
+    for name in ("nats_bench.api_utils", "nats_bench.api_topology", "nats_bench.api_size", "nats_bench"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - nats_bench is a dependency
+            continue
+        if hasattr(mod, "pickle_load"):
+            patched.append((mod, mod.pickle_load))
+            mod.pickle_load = load_nats_pickle
+    try:
+        yield
+    finally:
+        for mod, old in patched:
+            mod.pickle_load = old

@@ -170,7 +170,9 @@ def export_from_nats(nats_path: str | os.PathLike, dataset: str, out_csv: str | 
     """Write ``nb201-<dataset>.csv`` from the official NATS-Bench topology files.
 
     ``nats_path`` is the official ``NATS-tss-v1_0-3ffb9-simple`` folder (or a ``.pickle.pbz2``);
-    it is read through ``nats_bench.create(path, "tss", fast_mode=True)``. For CIFAR-10 the
+    it is read through ``nats_bench.create(path, "tss", fast_mode=<path is a folder>)``, with its unpickling
+    restricted to plain data and numpy arrays (:func:`nascore.safeload.restricted_nats_pickles`:
+    a crafted file is refused instead of running code). For CIFAR-10 the
     validation figures come from the ``cifar10-valid`` setting and the test figures from the
     ``cifar10`` setting (train+valid -> test), as NATS-Bench defines them; for CIFAR-100 and
     ImageNet16-120 both come from the dataset's own x-valid / x-test halves. ``api`` may pass an
@@ -186,7 +188,15 @@ def export_from_nats(nats_path: str | os.PathLike, dataset: str, out_csv: str | 
             raise UserError("the nats_bench package is needed: pip install nats_bench") from None
         if not Path(nats_path).exists():
             raise DataMissingError(f"{nats_path} not found (the official NATS-tss-v1_0-3ffb9-simple folder)")
-        api = create(str(nats_path), "tss", fast_mode=True, verbose=False)
+        from nascore.safeload import restricted_nats_pickles
+
+        with restricted_nats_pickles():  # fast mode reads more files lazily, inside the loop too
+            try:  # nats_bench takes a folder in fast mode only, a single file otherwise
+                api = create(str(nats_path), "tss", fast_mode=Path(nats_path).is_dir(), verbose=False)
+            except (ValueError, KeyError, TypeError) as e:
+                raise UserError(f"{nats_path}: not an official NATS-Bench topology file or folder "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            return export_from_nats(nats_path, dataset, out_csv, progress, api=api)
     rows = []
     indices = range(len(api))
     if progress:
