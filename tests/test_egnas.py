@@ -15,6 +15,7 @@ from nascore.errors import UserError
 from nascore.io import read_json, read_jsonl
 
 from conftest import real_dataset
+from toy_supernet import ToyNet
 
 
 def test_compound_fitness_sign_rule():
@@ -31,21 +32,8 @@ def test_compound_fitness_sign_rule():
         ESConfig(population=1)
 
 
-class _ToyNet(nn.Module):
-    """Logits favour the true class in proportion to the weight of op 2 on every edge: op 2 is 'good'."""
-
-    def __init__(self):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.zeros(1, 3, 4))
-
-    def forward(self, x, w=None):
-        w = torch.softmax(self.alpha, -1) if w is None else w
-        good = w[..., 2].mean()
-        return x * (good * 20 - 5)          # x is the one-hot label: CE falls as `good` grows
-
-
 def test_es_step_moves_alpha_toward_the_better_candidate():
-    net = _ToyNet()
+    net = ToyNet()
     y = torch.arange(4) % 3
     x = nn.functional.one_hot(y, 3).float()
     before = torch.softmax(net.alpha.detach(), -1).clone()
@@ -55,7 +43,7 @@ def test_es_step_moves_alpha_toward_the_better_candidate():
     assert log["best_ce"] <= log["ce_mean"]                      # the winner is the lowest-CE candidate (η = 0)
     assert after[..., 2].mean() > before[..., 2].mean() + 0.01   # α moved toward the good op (what the net rewards)
     # move() is the update rule: α += λ · softmax(z*), so α gains most where the candidate is largest
-    net2 = _ToyNet()
+    net2 = ToyNet()
     best = torch.softmax(torch.tensor([[0.0, 0.0, 3.0, 0.0]] * 3).view(1, 3, 4), -1)
     EvolutionStrategy(ESConfig(step_size=0.5)).move(net2, best)
     assert torch.allclose(net2.alpha.detach(), 0.5 * best)
@@ -64,8 +52,8 @@ def test_es_step_moves_alpha_toward_the_better_candidate():
     assert cos_after > cos_before
 
 
-class _TwoInputNet(_ToyNet):
-    """Same logits as _ToyNet, from two inputs (like the ECG supernet's beats and RR features); has dropout."""
+class _TwoInputNet(ToyNet):
+    """Same logits as ToyNet, from two inputs (like the ECG supernet's beats and RR features); has dropout."""
 
     def __init__(self):
         super().__init__()
@@ -78,7 +66,7 @@ class _TwoInputNet(_ToyNet):
 def test_es_step_accepts_tuple_inputs_and_scores_in_eval_mode():
     y = torch.arange(6) % 3
     x = nn.functional.one_hot(y, 3).float()
-    a, b = _ToyNet(), _TwoInputNet()
+    a, b = ToyNet(), _TwoInputNet()
     b.train()
     la = EvolutionStrategy(ESConfig(population=5), seed=1).step(a, x, y, epoch=0)
     lb = EvolutionStrategy(ESConfig(population=5), seed=1).step(b, (x, torch.ones(())), y, epoch=0)
@@ -87,7 +75,7 @@ def test_es_step_accepts_tuple_inputs_and_scores_in_eval_mode():
 
 
 def test_es_noise_depends_on_seed_and_epoch_only():
-    net = _ToyNet()
+    net = ToyNet()
     y = torch.arange(6) % 3
     x = nn.functional.one_hot(y, 3).float()
     a = EvolutionStrategy(ESConfig(population=5), seed=1)

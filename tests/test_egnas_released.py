@@ -20,6 +20,7 @@ from nascore.egnas import RELEASED_ES, ESConfig, EvolutionStrategy, released_set
 from nascore.errors import UserError
 from nascore.io import read_json, read_jsonl
 from nascore.spaces.darts import parse_genotype
+from toy_supernet import ToyNet
 
 torch.set_num_threads(1)
 
@@ -84,21 +85,9 @@ def test_pool_bn_option_drops_the_bn_after_pooling():
 
 
 # --- item 7: the ES fitness evaluation ---------------------------------------------------------------
-class _ToyNet(nn.Module):
-    """Logits favour the true class in proportion to the weight of op 2 on every edge."""
-
-    def __init__(self):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.zeros(1, 3, 4))
-
-    def forward(self, x, w=None):
-        w = torch.softmax(self.alpha, -1) if w is None else w
-        return x * (w[..., 2].mean() * 20 - 5)
-
-
 def _toy():
     y = torch.arange(8) % 3
-    return _ToyNet(), nn.functional.one_hot(y, 3).float(), y
+    return ToyNet(), nn.functional.one_hot(y, 3).float(), y
 
 
 def test_double_softmax_update_and_mean_noise_are_the_released_rule_and_reproducible():
