@@ -102,10 +102,14 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
 def complete_length(f, size: int | None = None) -> int:
     """Bytes of the binary file ``f`` up to and including its last newline (0 if it has none).
 
-    Scans backwards from the end in blocks, so a long history costs one block in the usual case.
+    Checks the last byte, then scans backwards in blocks only when the last line is torn.
     """
     if size is None:
         size = f.seek(0, os.SEEK_END)
+    if size:  # the usual case, a complete file: one byte read
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return size
     pos = size
     block = 1 << 16
     while pos > 0:

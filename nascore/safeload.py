@@ -96,7 +96,7 @@ _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)|Unsupported operand \
 
 def refusal_reason(e: BaseException) -> str:
     """One line for an exception from ``torch.load(weights_only=True)``: the refused global when the
-    file needs one (torch's own message is many lines and suggests ``weights_only=False``), else the
+    file needs one (torch's own message is many lines and suggests turning the weights-only mode off), else the
     exception type and first line.
 
     >>> refusal_reason(pickle.UnpicklingError("Weights only load failed ... Unsupported global: GLOBAL os.system was"))
