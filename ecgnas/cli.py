@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "ecgnas.commands.evaluate",
     "ecgnas.commands.baseline",
     "ecgnas.commands.search",
+    "ecgnas.commands.export",
 ]
 
 
