@@ -42,6 +42,7 @@ is pickled, so shipping it to Ray workers sends a few kilobytes, not the beats.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -186,8 +187,22 @@ class ECGEvaluator:
         return self._loaded[key]
 
     # --- evaluation --------------------------------------------------------------------------------------
-    def __call__(self, arch) -> Result:
-        return self.cached(self.space.to_string(arch), candidate_of(self.space, arch))
+    def __call__(self, arch, fidelity: int | None = None) -> Result:
+        """Train and score ``arch`` (through the cache); ``fidelity``: train it for this many
+        epochs instead of the fidelity's (a rung of a multi-fidelity search,
+        :mod:`nascore.multifidelity`; the beats per epoch stay the fidelity's, so a rung's
+        training scales with its epochs)."""
+        ev = self if fidelity is None or int(fidelity) == self.fidelity.epochs else self.at_epochs(fidelity)
+        return ev.cached(self.space.to_string(arch), candidate_of(self.space, arch))
+
+    def at_epochs(self, epochs: int) -> "ECGEvaluator":
+        """This evaluator with ``epochs`` training epochs per candidate (sharing its loaded data;
+        its results are cached under their own key, since the fidelity is part of it)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise UserError(f"fidelity: need a whole number of epochs >= 1, got {epochs!r}")
+        ev = copy.copy(self)
+        ev.fidelity = dataclasses.replace(self.fidelity, epochs=int(epochs))
+        return ev
 
     def cached(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
         """:meth:`evaluate` through the result cache (``cache_dir``), for a canonical string and

@@ -20,7 +20,6 @@ process on the same folder is refused with a UserError naming the first one's PI
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Mapping
 
 from nascore.errors import UserError
 from nascore.io import atomic_write_bytes, atomic_write_json, read_json
-from nascore.lock import busy_error, folder_lock, is_lock_file
+from nascore.lock import busy_error, folder_lock
 from nascore.validate import MAX_SEED
 
 from ecgnas.train import TrainConfig, TrainingDiverged
@@ -44,40 +43,18 @@ def run_identity(config: Mapping[str, Any]) -> dict:
     return {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train", "ensemble")}
 
 
-def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, Mapping) and isinstance(vb, Mapping):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-    return out
-
-
 def check_output(out: Path, config: Mapping[str, Any]) -> bool:
     """Refuse a folder of another run; True when the same run already finished there.
 
-    Raises :class:`UserError` if ``out`` is a file, holds a config.json of a different
-    configuration, or is a non-empty folder that is not a run folder.
+    The folder-reuse rule is :func:`nascore.run.check_config` (the one rule of both command
+    lines) with :func:`run_identity` as the identity: a file where the folder should be, a
+    non-empty folder that is not a run folder and one holding a run of a different configuration
+    are refused with a one-line :class:`UserError`.
     """
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--output {out}: exists and is not a folder")
-    if not out.is_dir() or not any(not is_lock_file(p.name) for p in out.iterdir()):
-        return False
-    cfg_path = out / "config.json"
-    if not cfg_path.is_file():
-        raise UserError(f"--output {out}: folder is not empty and holds no config.json (not an ecgnas run folder); "
-                        "choose another --output")
-    try:
-        old = read_json(cfg_path)
-    except (json.JSONDecodeError, OSError) as e:
-        raise UserError(f"{cfg_path}: unreadable ({e}); choose another --output") from None
-    diffs = _diff(run_identity(old), run_identity(config))
-    if diffs:
-        shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
-        raise UserError(f"--output {out}: holds a run of a different configuration ({shown}); "
-                        "choose another --output")
+    from nascore.run import check_config
+
+    out = Path(out)
+    check_config(out, dict(config), what="--output", identity=run_identity)
     return (out / DONE_FILE).is_file()
 
 

@@ -61,19 +61,12 @@ from nascore.io import atomic_write_json, read_json
 
 from ecgnas.train import TrainConfig
 
-#: method -> nascore strategy name (``None``: a supernet method)
-METHODS: dict[str, str | None] = {"dcl-enas": "dcl-enas", "eg-nas": None, "arch2vec-bo": "arch2vec-bo",
-                                  "arch2vec-rl": "arch2vec-rl", "evolution": "evolution", "random": "random"}
-#: spaces the sample-based methods search (the supernet method searches ``darts1d`` cells)
-SAMPLE_SPACES = ("ecg-cell", "resnet-family")
+from ecgnas.methods import (ARCH2VEC_PRETRAIN_ARCHS, METHODS, SAMPLE_SPACES, arch2vec_model,  # noqa: F401
+                            get_method)
+
 CONSTRAINTS = ("max_params", "max_flops", "max_latency_ms")
 EXECUTORS = ("local", "ray")
 RESULT_FILE = "result.json"
-#: arch2vec pretraining on a graph space of the ECG search when no ``model`` is given: the
-#: published architecture and loss, 10 epochs, on a seeded random sample of this many
-#: architectures (the embeddings then cover the whole space); all 470,596 ecg-cell graphs would
-#: take about an hour of CPU per epoch here
-ARCH2VEC_PRETRAIN_ARCHS = 50_000
 
 
 def final_schedule(**overrides) -> TrainConfig:
@@ -115,16 +108,6 @@ def get_search_space(name: str, constraints: Mapping[str, float] | None = None, 
     return ConstrainedSpace(space, **cons, in_channels=in_ch, window=window, n_rr=n_rr)
 
 
-def _check_method(method: str, space: str) -> None:
-    if method not in METHODS:
-        raise UserError(f"--method: unknown method {method!r} (choose from: {', '.join(METHODS)})")
-    if method == "eg-nas" and space != "darts1d":
-        raise UserError(f"--method eg-nas searches 1D DARTS cells with a supernet (--space darts1d), not {space!r}")
-    if method != "eg-nas" and space == "darts1d":
-        raise UserError(f"--space darts1d is searched by --method eg-nas only; {method} needs a graph space "
-                        f"({', '.join(SAMPLE_SPACES)})")
-
-
 def _executor(name: str, options: Mapping[str, Any] | None):
     from nascore.executors import get_executor
 
@@ -139,7 +122,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
-               selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False) -> dict:
+               selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
+               multi_fidelity=None) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -158,29 +142,41 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
     and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``ensemble``: members of the
     final model (``ecgnas train --ensemble``: K fold models of a DS1 record cross-validation; 1 = a
-    single model on all of DS1).
+    single model on all of DS1); ``multi_fidelity``: ``None`` (each candidate trains once at the
+    fidelity), or a :class:`nascore.multifidelity.MultiFidelity` rung schedule (epochs per rung,
+    η; ``True``: the ladder of ratio 3 ending at the fidelity's epochs), the strategy then runs
+    inside asynchronous successive halving (ask/tell methods; the baseline gets the same
+    schedule): candidates train for each rung's epochs (the fidelity's beats per epoch), the top
+    1/η of a rung go up, ``budget`` counts ``budget x top-rung`` candidate-epochs, the top rung's
+    epochs become the fidelity's and ``result.json`` reports ``multi_fidelity`` (rungs, epochs
+    spent, candidates, evaluations per rung, seconds).
     """
     from nascore.validate import MAX_SEED, integer, number
 
     from ecgnas.data import PrepConfig
     from ecgnas.evaluator import default_fidelity
 
-    space = space or ("darts1d" if method == "eg-nas" else "ecg-cell")
-    _check_method(method, space)
+    entry = get_method(method)
+    space = space or entry.default_space
+    entry.check_space(space)
+    supernet_kind = entry.kind == "supernet"
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise UserError(f"--budget: must be a whole number of evaluations >= 1, got {budget!r}")
     seed = integer(0, MAX_SEED).check("--seed", seed)
-    strategy_params = _check_strategy_params(method, strategy_params)
+    strategy_params = entry.check_params(strategy_params)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
     from ecgnas.evaluator import SELECTIONS
 
     if selection not in SELECTIONS:
         raise UserError(f"--selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
-    if selection != "holdout" and method == "eg-nas":
-        raise UserError("--selection cv scores sampled candidates; eg-nas scores architectures inside its supernet "
+    if selection != "holdout" and supernet_kind:
+        raise UserError(f"--selection cv scores sampled candidates; {method} scores architectures inside its supernet "
                         "on the hold-out, so it takes --selection holdout only")
     fidelity = fidelity or default_fidelity()
+    schedule = _schedule(multi_fidelity, fidelity, method, supernet_kind)
+    if schedule is not None:  # the top rung is the search fidelity
+        fidelity = dataclasses.replace(fidelity, epochs=schedule.top)
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
     prep = prep or PrepConfig()
     cons = {k: number(0, lo_open=True).check(f"--{k.replace('_', '-')}", v)
@@ -204,7 +200,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         config["selection"] = selection
     if ensemble != 1:
         config["final_ensemble"] = int(ensemble)
-    space_obj = None if method == "eg-nas" else get_search_space(space, cons, prep)
+    if schedule is not None:  # absent without it: earlier run folders keep resuming
+        config["multi_fidelity"] = schedule.to_dict()
+    space_obj = None if supernet_kind else get_search_space(space, cons, prep)
     # everything that can refuse this command is checked before the first byte is written, so a
     # corrected command is never refused because a refused one left a config.json behind
     if executor not in EXECUTORS:
@@ -212,11 +210,14 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     if split not in ("inter", "intra"):
         raise UserError(f"--split: {split!r} is not one of inter, intra")
     strategy = evaluator = None
-    if method == "eg-nas":
-        _check_supernet(supernet, seed)
+    if supernet_kind:
+        _check_supernet(entry, supernet, seed)
     else:
-        strategy = _make_strategy(config, space_obj, seed, progress)
+        strategy = entry.build_strategy(space_obj, seed=int(seed), params=strategy_params, budget=budget,
+                                        progress=progress)
         need = getattr(strategy, "min_queries", 0)
+        if schedule is not None:  # the initial sample at the bottom rung, in full-fidelity evaluations
+            need = -(-need * schedule.rungs[0] // schedule.top)
         if budget < need:
             raise UserError(f"--budget: {budget} evaluations is smaller than the {method} strategy's initial "
                             f"sample ({need}); raise --budget or lower it with --param")
@@ -229,11 +230,11 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
 
     with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
         t0 = time.perf_counter()
-        if method == "eg-nas":
-            found = _supernet_search(out, config, fidelity, prep, data, split, seed, progress)
+        if supernet_kind:
+            found = _supernet_search(entry, out, config, prep, data, split, seed, progress)
         else:
             found = _sample_search(out, config, space_obj, strategy, evaluator, executor, executor_options,
-                                   batch_size, progress, selection)
+                                   batch_size, progress, selection, schedule)
         _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                        f"retraining it with the full schedule ({final.epochs} epochs)")
         final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble)
@@ -247,7 +248,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                   fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
                                   executor_options=executor_options, batch_size=batch_size, baseline="none",
                                   eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
-                                  progress=progress, wait=True)
+                                  progress=progress, wait=True, multi_fidelity=schedule)
         ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
         hw = final_hardware(ckpt, latency)
         result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
@@ -264,8 +265,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                       "search_cost_seconds")}
                   | {"folder": str(base_dir)},
                   "wall_seconds_this_call": round(time.perf_counter() - t0, 3), "finished": True, "config": config}
-        if method != "eg-nas":
-            from ecgnas.search_report import write_pareto
+        if schedule is not None:
+            result["multi_fidelity"] = found["multi_fidelity"]
+        if not supernet_kind:  # an ask/tell search has a candidate history to draw
+            from ecgnas.search_report import read_history, write_pareto
 
             write_pareto(out, read_history(out / "search"), cons,
                          baseline_history=None if base_dir is None else read_history(base_dir / "search"))
@@ -293,81 +296,40 @@ def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
     return {"flops": flops, "latency_ms": ms}
 
 
-def arch2vec_model(space, progress: bool = True) -> Path:
-    """The arch2vec model of ``space`` in the user cache, pretrained there on first use (on
-    :data:`ARCH2VEC_PRETRAIN_ARCHS` sampled architectures; the embeddings cover every one).
-
-    Several searches may start at once with no model yet: the first pretrains under the model
-    folder's lock, the others wait for it (:func:`nascore.lock.folder_lock` with ``wait``) and
-    then use its model, instead of pretraining into the same folder at the same time."""
-    from nascore.arch2vec.pretrain import default_model_dir, pretrain
-    from nascore.lock import folder_lock
-
-    path = default_model_dir(space.name) / "model.pt"
-    if path.exists():
-        return path
-    with folder_lock(path.parent, what="arch2vec model folder", wait=True,
-                     on_wait=lambda m: _say(True, f"{m}; waiting for its model")):
-        if not path.exists():  # not pretrained meanwhile by the process we waited for
-            _say(progress, f"arch2vec: no pretrained model for {space.name} yet; pretraining one on "
-                           f"{ARCH2VEC_PRETRAIN_ARCHS:,} of its architectures into {path.parent} (once)")
-            pretrain(space, output=path.parent, max_archs=ARCH2VEC_PRETRAIN_ARCHS, progress=progress)
-    return path
-
-
-def read_history(search_dir: Path) -> list[dict]:
-    """The complete records of a search's ``history.jsonl`` (a torn last line is skipped).
-
-    A reader only: the file is never repaired here, since the search that writes it may be
-    appending at this moment; the run loop repairs it under its folder lock."""
-    from nascore.io import read_jsonl
-
-    return read_jsonl(Path(search_dir) / "history.jsonl")
-
-
-def _make_strategy(config: dict, space, seed, progress):
-    """The ask/tell strategy of a sample-based method, built (and so its parameters checked)
-    before the run folder is written; an arch2vec model missing from the user cache is pretrained
-    first (:func:`arch2vec_model`)."""
-    from nascore.strategies import get_strategy
-
-    params = dict(config["strategy_params"])
-    if config["method"] == "dcl-enas":
-        params.setdefault("budget", config["budget"])
-    if config["method"].startswith("arch2vec") and "model" not in params:
-        params["model"] = str(arch2vec_model(getattr(space, "inner", space), progress))
-    return get_strategy(METHODS[config["method"]], space, seed=int(seed), **params)
-
-
-def _check_strategy_params(method: str, params: Mapping[str, Any] | None) -> dict:
-    """``params`` of a sample-based method checked and converted (:func:`nascore.strategies.strategy_params`:
-    known names, types, ranges; ``20.0`` -> ``20``), as ``ecgnas search --param`` checks them, so the
-    ``config.json`` of a library call records the same values; eg-nas takes none (its settings
-    are ``supernet``)."""
-    from nascore.strategies import strategy_params
-
-    if params is not None and not isinstance(params, Mapping):
-        raise UserError(f"strategy parameters: expected a mapping of name to value, got {type(params).__name__}")
-    if method == "eg-nas":
-        if params:
-            raise UserError(f"--param {next(iter(params))}: eg-nas takes no strategy parameters "
-                            "(its settings are --supernet-epochs / --supernet-warmup)")
-        return {}
-    return strategy_params(METHODS[method], params)
-
-
-def _check_supernet(supernet: Mapping[str, Any], seed) -> None:
+def _check_supernet(entry, supernet: Mapping[str, Any], seed) -> None:
     """Refuse supernet settings :func:`ecgnas.supernet.egnas_ecg_search` would refuse, before writing."""
     from ecgnas.supernet import ecg_search_config
 
     try:
-        ecg_search_config(method="egnas", seed=int(seed), **dict(supernet))
+        ecg_search_config(method=entry.supernet, seed=int(seed), **dict(supernet))
     except TypeError as e:  # an unknown setting
         raise UserError(f"--supernet settings: {e}") from None
 
 
+def _schedule(multi_fidelity, fidelity, method: str, supernet_kind: bool):
+    """The rung schedule of ``multi_fidelity`` (None, True, a MultiFidelity or ``{"rungs", "eta"}``)."""
+    if multi_fidelity is None or multi_fidelity is False:
+        return None
+    from nascore.multifidelity import MultiFidelity
+
+    if supernet_kind:
+        raise UserError(f"--multi-fidelity: {method} trains one supernet; multi-fidelity applies to the ask/tell "
+                        "methods")
+    if multi_fidelity is True:
+        return MultiFidelity.ladder(fidelity.epochs, 3)
+    if isinstance(multi_fidelity, MultiFidelity):
+        return multi_fidelity
+    if isinstance(multi_fidelity, Mapping):
+        mf = dict(multi_fidelity)
+        unknown = sorted(set(mf) - {"rungs", "eta"})
+        if unknown:
+            raise UserError(f"multi_fidelity: unknown setting {unknown[0]!r} (rungs, eta)")
+        return MultiFidelity.parse(mf.get("rungs"), mf.get("eta", 3), top=fidelity.epochs)
+    raise UserError(f"multi_fidelity: expected a MultiFidelity, a mapping or True, got {type(multi_fidelity).__name__}")
+
+
 def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor, executor_options, batch_size,
-                   progress, selection="holdout") -> dict:
+                   progress, selection="holdout", schedule=None) -> dict:
     from nascore.evaluation import is_score
     from nascore.run import Budget, run_search
 
@@ -378,12 +340,14 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
                                           "constraints", "strategy_params", "latency")}
     if selection != "holdout":
         run_config["selection"] = selection
+    if schedule is not None:
+        run_config["multi_fidelity"] = schedule.to_dict()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config["budget"], desc=f"{config['method']} on {config['space']}", unit="eval",
-                   dynamic_ncols=True)
+        total, unit = (config["budget"], "eval") if schedule is None else (config["budget"] * schedule.top, "epoch")
+        bar = tqdm(total=total, desc=f"{config['method']} on {config['space']}", unit=unit, dynamic_ncols=True)
     best = [float("-inf")]
 
     def on_result(rec):
@@ -391,13 +355,13 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
         if is_score(score):
             best[0] = max(best[0], score)
         if bar is not None:
-            bar.update(1)
+            bar.update(rec.get("epochs", 1))
             bar.set_postfix(last="failed" if not is_score(score) else f"{score:.1f}", best=f"{best[0]:.1f}")
 
     try:
         res = run_search(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(queries=config["budget"]),
                          out_dir=out / "search", config=run_config, executor=ex, batch_size=batch_size,
-                         on_result=on_result)
+                         on_result=on_result, multi_fidelity=schedule)
     finally:
         if bar is not None:
             bar.close()
@@ -409,16 +373,16 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
     arch = space.from_string(b["arch"])
     return {"arch": b["arch"], "score": float(b["score"]), "candidate": candidate_of(space, arch),
             "flops": b.get("flops"), "latency_ms": b.get("latency_ms"), "evaluations": res["queries"],
-            "cost_seconds": float(res["simulated_seconds"])}
+            "cost_seconds": float(res["simulated_seconds"]), "multi_fidelity": res.get("multi_fidelity")}
 
 
-def _supernet_search(out: Path, config: dict, fidelity, prep, data, split, seed, progress) -> dict:
+def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, progress) -> dict:
     from ecgnas.evaluate import load_data
     from ecgnas.supernet import egnas_ecg_search
 
     beats, parts = load_data(data, prep, split, progress=progress)
     opts = dict(config["supernet"])
-    res = egnas_ecg_search(beats, {"train": parts["train"], "val": parts["val"]}, out / "search", method="egnas",
+    res = egnas_ecg_search(beats, {"train": parts["train"], "val": parts["val"]}, out / "search", method=entry.supernet,
                            seed=int(seed), progress=progress, **opts)
     secs = res.get("seconds", {})
     cost = float(sum(v for v in secs.values() if isinstance(v, (int, float)))) if isinstance(secs, dict) else float(secs)

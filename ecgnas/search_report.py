@@ -50,10 +50,40 @@ def pareto_front(score: Sequence[float], size: Sequence[float]) -> np.ndarray:
     return keep
 
 
-def candidates_frame(history: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per evaluated candidate of a search history (``history.jsonl`` records)."""
-    rows = []
+def read_history(search_dir: Path) -> list[dict]:
+    """The complete records of a search's ``history.jsonl`` (a torn last line is skipped).
+
+    A reader only: the file is never repaired here, since the search that writes it may be
+    appending at this moment; the run loop repairs it under its folder lock."""
+    from nascore.io import read_jsonl
+
+    return read_jsonl(Path(search_dir) / "history.jsonl")
+
+
+def top_rung_records(history: Sequence[Mapping]) -> list[Mapping]:
+    """Each candidate once, at the highest rung it reached (multi-fidelity histories record one
+    line per (candidate, rung); :mod:`nascore.multifidelity`), in the order those records were
+    asked; a single-fidelity history (no ``rung``) is returned as it is.
+
+    >>> top_rung_records([{"i": 0, "arch": "a", "rung": 0}, {"i": 1, "arch": "b", "rung": 0},
+    ...                   {"i": 2, "arch": "a", "rung": 1}])
+    [{'i': 1, 'arch': 'b', 'rung': 0}, {'i': 2, 'arch': 'a', 'rung': 1}]
+    """
+    if not any("rung" in rec for rec in history):
+        return list(history)
+    top: dict[str, Mapping] = {}
     for rec in history:
+        old = top.get(rec["arch"])
+        if old is None or rec.get("rung", 0) > old.get("rung", 0):
+            top[rec["arch"]] = rec
+    return sorted(top.values(), key=lambda r: r["i"])
+
+
+def candidates_frame(history: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per evaluated candidate of a search history (``history.jsonl`` records; a
+    multi-fidelity candidate at the highest rung it reached, :func:`top_rung_records`)."""
+    rows = []
+    for rec in top_rung_records(history):
         m = rec.get("metrics", {})
         rows.append({"i": rec["i"], "arch": rec["arch"], "val_macro_f1": rec["score"], "params": m.get("params"),
                      "flops": m.get("flops"), "latency_ms": m.get("latency_ms"), "seconds": rec.get("cost"),
@@ -176,8 +206,6 @@ def write_search_report(run_dir) -> Path:
 
 def _render_report(run: Path, res: dict) -> Path:
     """``search.png``, (missing) Pareto files and ``report.md`` of the run folder ``run``."""
-    from ecgnas.search import read_history
-
     curves = {}
     hist = read_history(run / "search") if (run / "search" / "history.jsonl").is_file() else []
     if hist:

@@ -128,6 +128,29 @@ def parse_key_values(items: Sequence[str] | None, option: str = "--param") -> di
     return out
 
 
+def add_multi_fidelity_options(p, fidelity_name: str) -> None:
+    """``--multi-fidelity``, ``--rungs`` and ``--eta``, the same in both command lines
+    (:mod:`nascore.multifidelity`); ``fidelity_name``: what the top rung replaces, for the help."""
+    g = p.add_argument_group("multi-fidelity (asynchronous successive halving around the strategy)")
+    g.add_argument("--multi-fidelity", action="store_true",
+                   help="evaluate candidates on rungs of growing training epochs, promoting the top 1/eta of each "
+                        "rung (ASHA); the budget then counts full-fidelity evaluations' worth of candidate-epochs")
+    g.add_argument("--rungs", default=None, metavar="E1,E2,...",
+                   help=f"epochs per rung, increasing; the last is the search fidelity (replaces {fidelity_name}; "
+                        "default: a ladder of ratio eta ending at it)")
+    g.add_argument("--eta", type=int, default=3, help="reduction factor: the top 1/eta of a rung is promoted (default 3)")
+
+
+def multi_fidelity_args(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`add_multi_fidelity_options`' options (a one-line error for
+    ``--rungs`` / ``--eta`` without ``--multi-fidelity``)."""
+    if not args.multi_fidelity:
+        if args.rungs is not None or args.eta != 3:
+            raise UserError("--rungs / --eta need --multi-fidelity")
+        return {}
+    return {"multi_fidelity": True, "rungs": args.rungs, "eta": args.eta}
+
+
 def check_options(args: argparse.Namespace, bounds: Mapping[str, Bounds]) -> None:
     """Check numeric options after parsing: ``bounds`` maps an attribute of ``args`` (``"epochs"``)
     to its :class:`~nascore.validate.Bounds`; a value outside (or ``nan``/``inf``) is a one-line

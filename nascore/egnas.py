@@ -411,26 +411,3 @@ def released_settings(space: str, es: ESConfig | dict | None = None, **supernet)
     out_es = {**RELEASED_ES, **es}
     out_sn = {**{k: v for k, v in RELEASED_SUPERNET.items() if not (k == "op_set" and space == "nb201")}, **supernet}
     return out_es, out_sn
-
-
-def egnas_search(*, output, space: str = "nb201", data=None, epochs: int = 50, warmup: int | None = None, subset=None,
-                 seed: int = 0, device: str = "cpu", es: ESConfig | dict | None = None, progress: bool = True,
-                 released: bool = False, **kwargs) -> dict:
-    """Run (or resume) an EG-NAS search in ``output``; returns the ``result.json`` dict.
-
-    ``kwargs`` go to :func:`nascore.darts.train.search_config` (``C``, ``layers``, ``K``,
-    ``batch_size``, ``lr``, ``op_set``, ``pool_bn``, ``bn_running_stats`` ...); ``released``: every
-    released choice not set in ``es`` / ``kwargs`` (:func:`released_settings`). Example (real
-    data, minutes on a CPU)::
-
-        egnas_search(output="runs/eg", space="nb201", epochs=4, warmup=1, subset=1000, C=8, layers=1)
-    """
-    from nascore.darts.train import run_supernet_search, search_config
-    es = es.to_dict() if isinstance(es, ESConfig) else dict(es or {})
-    if released:
-        sn_keys = ("op_set", "pool_bn", "bn_running_stats")
-        es, sn = released_settings(space, es, **{k: kwargs.pop(k) for k in sn_keys if k in kwargs})
-        kwargs.update(sn)
-    cfg = search_config(method="egnas", space=space, epochs=epochs, warmup=warmup, subset=subset, seed=seed,
-                        es=es, **kwargs)
-    return run_supernet_search(cfg, output, data=data, device=device, progress=progress)

@@ -69,7 +69,9 @@ class TabularEvaluator:
     """Look an architecture up in a tabular benchmark (e.g. :class:`~nascore.benchmarks.nb201.NB201Table`).
 
     ``score`` = the validation accuracy at the chosen fidelity; ``cost`` = the simulated training
-    seconds (0 when the table has none)."""
+    seconds (0 when the table has none). ``fidelity`` (a call argument) reads another of the
+    table's epoch columns instead (a rung of a multi-fidelity search, :mod:`nascore.multifidelity`:
+    NAS-Bench-201's ``valid_acc_12`` / ``valid_acc_200``, NAS-Bench-101's 4 / 12 / 36 / 108 epochs)."""
 
     def __init__(self, space, table, fidelity: int | None = None):
         self.space = space
@@ -77,7 +79,7 @@ class TabularEvaluator:
         self.fidelity = table.default_fidelity() if fidelity is None else fidelity
         table.signal_column(self.fidelity)  # validates the fidelity now, not mid-run
 
-    def __call__(self, arch: Arch) -> Result:
-        q = self.table.query(self.space.to_string(arch), self.fidelity)
+    def __call__(self, arch: Arch, fidelity: int | None = None) -> Result:
+        q = self.table.query(self.space.to_string(arch), self.fidelity if fidelity is None else int(fidelity))
         cost = q.pop("cost_seconds")
         return Result(score=q["valid_accuracy"], metrics=q, cost=0.0 if cost is None else cost)

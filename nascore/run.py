@@ -36,11 +36,8 @@ told, so a resumed run ends exactly where an uninterrupted one would.
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -49,60 +46,7 @@ from nascore.evaluation import Result, is_score
 from nascore.executors import SerialExecutor
 from nascore.io import append_jsonl, atomic_write_json, read_json, read_jsonl
 from nascore.lock import busy_error, folder_lock, is_lock_file
-from nascore.validate import MAX_BUDGET_SECONDS, MAX_QUERIES
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Stop after ``queries`` evaluations or once ``seconds`` of (simulated) cost are spent,
-    whichever comes first. The evaluation that crosses a seconds budget is kept and counted."""
-
-    queries: int | None = None
-    seconds: float | None = None
-
-    def __post_init__(self):
-        if self.queries is None and self.seconds is None:
-            raise UserError("a budget needs queries or seconds")
-        if self.queries is not None and self.queries <= 0:
-            raise UserError(f"budget must be positive, got {self.queries} queries")
-        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
-            raise UserError(f"budget must be positive, got {self.seconds} seconds")
-
-    @classmethod
-    def parse(cls, text: str | int) -> "Budget":
-        """``"100"`` -> 100 queries; ``"20000s"``, ``"90m"``, ``"5.5h"`` -> simulated seconds.
-
-        Bounded like :func:`nascore.validate.parse_budget` (at most
-        :data:`~nascore.validate.MAX_QUERIES` queries or :data:`~nascore.validate.MAX_BUDGET_SECONDS`
-        seconds); a non-finite or overflowing number (``1e999``) is a one-line UserError."""
-        s = str(text).strip().lower()
-        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(s|m|h)?", s)
-        if not m:
-            raise UserError(f"--budget: cannot read {text!r} (use a query count like 100, or seconds like 20000s / 6h)")
-        value, unit = float(m.group(1)), m.group(2)
-        if not math.isfinite(value):  # "1e999": int(inf) would be an OverflowError
-            raise UserError(f"--budget: {_short_repr(text)} is not a finite number")
-        if unit is None:
-            if value != int(value):
-                raise UserError(f"--budget: a query count must be a whole number, got {text!r}")
-            if value > MAX_QUERIES:
-                raise UserError(f"--budget: {_short_repr(text)} is more than the {MAX_QUERIES:,} queries allowed")
-            return cls(queries=int(value))
-        seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
-        if seconds > MAX_BUDGET_SECONDS:
-            raise UserError(f"--budget: {_short_repr(text)} is more than the {MAX_BUDGET_SECONDS:g} "
-                            "simulated seconds allowed")
-        return cls(seconds=seconds)
-
-    def exhausted(self, queries: int, seconds: float) -> bool:
-        return ((self.queries is not None and queries >= self.queries)
-                or (self.seconds is not None and seconds >= self.seconds))
-
-    def remaining_queries(self, queries: int) -> int | None:
-        return None if self.queries is None else self.queries - queries
-
-    def to_dict(self) -> dict:
-        return {"queries": self.queries, "seconds": self.seconds}
+from nascore.validate import Budget  # noqa: F401  (defined there, beside parse_budget; re-exported)
 
 
 def _short_repr(value, limit: int = 60) -> str:
@@ -132,14 +76,28 @@ def config_diff(old, new, prefix: str = "") -> list[str]:
     return out
 
 
-def check_config(out_dir: Path, config: dict, what: str = "output folder") -> bool:
+def check_config(out_dir: Path, config: dict, what: str = "output folder",
+                 identity: Callable[[dict], dict] | None = None) -> bool:
     """Refuse (UserError) a folder that belongs to another configuration; write nothing.
 
-    Returns True when ``out_dir/config.json`` already records ``config`` (a resume), False when
-    the folder is missing or empty (lock files aside). A file where the folder should be, a
-    non-empty folder without ``config.json`` and one whose ``config.json`` differs are refused.
-    Call it before taking the folder's lock (so a refused folder is left untouched) and again
-    under the lock (another process may have written in between), as :func:`claim_folder` does.
+    The one folder-reuse rule of both command lines (``nascore`` run folders, ``ecgnas search``,
+    ``ecgnas train`` through :func:`ecgnas.run.check_output`). Returns True when
+    ``out_dir/config.json`` already records ``config`` (a resume), False when the folder is
+    missing or empty (lock files aside). A file where the folder should be, a non-empty folder
+    without ``config.json``, an unreadable ``config.json`` and one whose configuration differs are
+    refused. ``identity``: the part of a configuration that defines the run (applied to both the
+    stored and the requested one; default: all of it), so runtime settings such as a device or a
+    data path may change between a run and its resume. Call it before taking the folder's lock
+    (so a refused folder is left untouched) and again under the lock (another process may have
+    written in between), as :func:`claim_folder` does.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> check_config(d, {"seed": 0})
+    False
+    >>> _ = (d / "config.json").write_text('{"seed": 0, "device": "cpu"}')
+    >>> check_config(d, {"seed": 0, "device": "cuda"}, identity=lambda c: {"seed": c.get("seed")})
+    True
     """
     out_dir = Path(out_dir)
     path = out_dir / "config.json"
@@ -150,6 +108,10 @@ def check_config(out_dir: Path, config: dict, what: str = "output folder") -> bo
             old = read_json(path)
         except (ValueError, OSError):
             raise UserError(f"{path} is not valid JSON; refusing to reuse {out_dir}") from None
+        if not isinstance(old, dict):
+            raise UserError(f"{path} does not hold a configuration (a JSON object); refusing to reuse {out_dir}")
+        if identity is not None:
+            old, config = identity(old), identity(config)
         if old != config:
             diffs = config_diff(old, config)
             shown = "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more" if len(diffs) > 3 else "")
@@ -200,19 +162,42 @@ def claim_folder(out_dir, config: dict, *, what: str = "output folder", wait: bo
 
 
 def run_search(*, space, strategy, evaluator: Callable, budget: Budget, out_dir, config: dict,
-               executor=None, batch_size: int = 1, on_result: Callable | None = None) -> dict:
+               executor=None, batch_size: int = 1, on_result: Callable | None = None,
+               multi_fidelity=None) -> dict:
     """Run (or resume) one search in ``out_dir`` and return the ``result.json`` dict.
 
     Everything is validated first; then the folder is claimed (:func:`claim_folder`: refused if
     it belongs to another configuration, locked against a second writer -- a UserError naming
     the holder's PID -- for the whole run). A torn last history line is cut off and its
-    evaluation redone."""
+    evaluation redone.
+
+    ``multi_fidelity``: a :class:`nascore.multifidelity.MultiFidelity` rung schedule: the
+    strategy runs inside asynchronous successive halving (:class:`nascore.multifidelity.ASHA`),
+    the evaluator is called as ``evaluator(arch, fidelity=epochs)``, each history line is one
+    (candidate, rung) evaluation with ``"rung"`` and ``"epochs"``, a budget of queries counts
+    full-fidelity evaluations' worth of candidate-epochs, and ``result.json`` gains
+    ``multi_fidelity`` (rungs, η, candidate-epochs spent and budgeted, evaluations per rung,
+    candidates, the evaluations' seconds -- wall seconds for trained candidates, simulated for
+    a table -- and this call's wall seconds); ``best`` is the best score at the highest rung reached. Put the
+    schedule in ``config`` too, so that a folder is not resumed under another one."""
     out_dir = Path(out_dir)
     need = getattr(strategy, "min_queries", 0)
-    if budget.queries is not None and budget.queries < need:
+    if multi_fidelity is not None:
+        from nascore.multifidelity import check_evaluator
+
+        check_evaluator(evaluator)
+        epochs = None if budget.queries is None else budget.queries * multi_fidelity.top
+        if epochs is not None and epochs < need * multi_fidelity.rungs[0]:
+            raise UserError(f"budget of {budget.queries} queries ({epochs} candidate-epochs) cannot pay for the "
+                            f"{strategy.name} strategy's initial sample ({need} candidates at "
+                            f"{multi_fidelity.rungs[0]} epochs)")
+    elif budget.queries is not None and budget.queries < need:
         raise UserError(f"budget of {budget.queries} queries is smaller than the {strategy.name} strategy's "
                         f"initial sample ({need})")
     with claim_folder(out_dir, config):
+        if multi_fidelity is not None:
+            return _run_multi_fidelity(space, strategy, evaluator, budget, out_dir, config,
+                                       executor or SerialExecutor(), batch_size, on_result, multi_fidelity)
         return _run_locked(space, strategy, evaluator, budget, out_dir, config, executor or SerialExecutor(),
                            batch_size, on_result)
 
@@ -220,10 +205,7 @@ def run_search(*, space, strategy, evaluator: Callable, budget: Budget, out_dir,
 def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, executor, batch_size, on_result) -> dict:
     """The run loop of :func:`run_search`, under the folder's lock with ``config.json`` in place."""
     hist_path = out_dir / "history.jsonl"
-    history = read_jsonl(hist_path, repair=True)
-    by_index = {rec["i"]: rec for rec in history}
-    if len(by_index) != len(history):
-        raise UserError(f"{hist_path}: an ask index appears twice (edited by hand, or written by two runs at once?)")
+    by_index = _read_history(hist_path)
     done: list[dict] = []          # records in ask order, as the strategy saw them
     n_asked = 0
     cum_cost = 0.0
@@ -269,7 +251,86 @@ def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, execu
     return result
 
 
-def summarize(done: list[dict], config: dict, finished: bool) -> dict:
+def _read_history(hist_path: Path) -> dict[int, dict]:
+    """The history's records by ask index (a torn last line cut off: the caller holds the lock)."""
+    history = read_jsonl(hist_path, repair=True)
+    by_index = {rec["i"]: rec for rec in history}
+    if len(by_index) != len(history):
+        raise UserError(f"{hist_path}: an ask index appears twice (edited by hand, or written by two runs at once?)")
+    return by_index
+
+
+def _run_multi_fidelity(space, strategy, evaluator, budget: Budget, out_dir: Path, config, executor, batch_size,
+                        on_result, schedule) -> dict:
+    """The run loop of :func:`run_search` with a multi-fidelity ``schedule`` (under the lock).
+
+    Jobs ``(arch, rung)`` come from :class:`~nascore.multifidelity.ASHA`, up to ``batch_size``
+    at a time while the candidate-epochs spent and in flight stay below the budget; each
+    finished job is appended to the history (fsynced) before the next result is awaited, and the
+    batch is told to the scheduler in ask order. Resume = replay, as in the single-fidelity loop:
+    a recorded (index, arch, rung) is told back instead of evaluated."""
+    from nascore.multifidelity import ASHA, AtFidelity
+
+    hist_path = out_dir / "history.jsonl"
+    by_index = _read_history(hist_path)
+    sched = ASHA(strategy, space, schedule)
+    call = AtFidelity(evaluator)
+    epoch_budget = None if budget.queries is None else budget.queries * schedule.top
+    done: list[dict] = []
+    n_asked, cum_cost, spent = 0, 0.0, 0
+    t0 = time.perf_counter()
+
+    def exhausted(pending: int = 0) -> bool:
+        return ((epoch_budget is not None and spent + pending >= epoch_budget)
+                or (budget.seconds is not None and cum_cost >= budget.seconds))
+
+    while not exhausted():
+        jobs: list[tuple] = []
+        pending = 0
+        while len(jobs) < batch_size and not exhausted(pending):
+            arch, k = sched.ask()
+            jobs.append((arch, k))
+            pending += schedule.rungs[k]
+        strings = [space.to_string(a) for a, _ in jobs]
+        results: list[Result | None] = [None] * len(jobs)
+        todo = []
+        for j, (s, (_, k)) in enumerate(zip(strings, jobs)):
+            rec = by_index.get(n_asked + j)
+            if rec is None:
+                todo.append(j)
+                continue
+            if rec["arch"] != s or rec.get("rung") != k:
+                raise UserError(f"{hist_path}: evaluation {n_asked + j} recorded {rec['arch']!r} at rung "
+                                f"{rec.get('rung')} but the search now asks for {s!r} at rung {k}; the folder was "
+                                "written with other code or settings")
+            results[j] = Result.from_dict(rec)
+        for m, res in executor.map(call, [(jobs[j][0], schedule.rungs[jobs[j][1]]) for j in todo]):
+            j = todo[m]
+            k = jobs[j][1]
+            results[j] = res
+            rec = {"i": n_asked + j, "arch": strings[j], "rung": k, "epochs": schedule.rungs[k], **res.to_dict(),
+                   "wall": round(time.perf_counter() - t0, 4)}
+            append_jsonl(hist_path, [rec])
+            by_index[rec["i"]] = rec
+        for j in range(len(jobs)):
+            rec = by_index[n_asked + j]
+            cum_cost += float(rec["cost"])
+            spent += schedule.rungs[jobs[j][1]]
+            done.append({**rec, "cum_cost": cum_cost})
+            if on_result is not None:
+                on_result(done[-1])
+        n_asked += len(jobs)
+        sched.tell(jobs, results)
+        atomic_write_json(out_dir / "result.json", summarize(done, config, finished=False,
+                                                             schedule=schedule, epoch_budget=epoch_budget))
+    result = summarize(done, config, finished=True, schedule=schedule, epoch_budget=epoch_budget)
+    result["wall_seconds"] = round(time.perf_counter() - t0, 4)
+    result["multi_fidelity"]["wall_seconds_this_call"] = result["wall_seconds"]
+    atomic_write_json(out_dir / "result.json", result)
+    return result
+
+
+def summarize(done: list[dict], config: dict, finished: bool, schedule=None, epoch_budget: int | None = None) -> dict:
     """The ``result.json`` dict of the history records ``done`` (in ask order, with ``cum_cost``).
 
     ``best`` is the record with the highest finite score (first found on ties); failed
@@ -278,8 +339,9 @@ def summarize(done: list[dict], config: dict, finished: bool) -> dict:
     """
     best = None
     trajectory = []
-    for rec in done:
-        if is_score(rec["score"]) and (best is None or rec["score"] > best["score"]):
+    for rec in done:  # multi-fidelity: a higher rung beats any score of a lower one
+        if is_score(rec["score"]) and (best is None or (rec.get("rung", 0), rec["score"])
+                                       > (best.get("rung", 0), best["score"])):
             best = rec
         m = {} if best is None else best.get("metrics", {})
         trajectory.append([len(trajectory) + 1, round(rec["cum_cost"], 3), None if best is None else best["score"],
@@ -294,4 +356,11 @@ def summarize(done: list[dict], config: dict, finished: bool) -> dict:
         "trajectory_columns": ["queries", "simulated_seconds", "best_score", "test_accuracy_of_best"],
         "trajectory": trajectory,
     }
+    if schedule is not None:
+        per_rung = [sum(1 for r in done if r.get("rung") == k) for k in range(len(schedule.rungs))]
+        out["multi_fidelity"] = {**schedule.to_dict(), "candidate_epochs": sum(int(r["epochs"]) for r in done),
+                                 "epoch_budget": epoch_budget, "evaluations_per_rung": per_rung,
+                                 "candidates": per_rung[0], "best_rung": None if best is None else best.get("rung"),
+                                 "evaluation_seconds": round(done[-1]["cum_cost"], 3) if done else 0.0}
+        out["best"] = None if best is None else {**out["best"], "rung": best.get("rung"), "epochs": best.get("epochs")}
     return out

@@ -11,7 +11,8 @@ names the parameter, the value and what is expected, never a ``TypeError``, an
 * :func:`check_typed` -- one value against a type annotation (``int``, ``float``, ``bool``,
   ``str``, ``dict``, ``tuple``, unions with ``None``) and optional :class:`Bounds`;
   :func:`check_kwargs` -- every keyword of a callable against its signature's annotations.
-* :func:`parse_budget` -- ``--budget`` text to a :class:`~nascore.run.Budget`, bounded;
+* :class:`Budget` (also :class:`nascore.run.Budget`) and :func:`parse_budget` -- ``--budget``
+  text to a budget of queries or simulated seconds, bounded;
   :func:`check_seeds` -- at most :data:`MAX_SEEDS` seeds, each in ``[0, MAX_SEED]``.
 
 >>> Bounds(1, 10, integer=True).check("population", 5.0)
@@ -205,12 +206,63 @@ def check_seeds(seeds: Iterable[Any]) -> list[int]:
 _BUDGET_NUMBER = re.compile(r"\s*([0-9.eE+-]+)")
 
 
-def parse_budget(text: str | int):
-    """``--budget`` text -> :class:`~nascore.run.Budget`: ``"100"`` queries; ``"20000s"``,
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``queries`` evaluations or once ``seconds`` of (simulated) cost are spent,
+    whichever comes first. The evaluation that crosses a seconds budget is kept and counted."""
+
+    queries: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self):
+        if self.queries is None and self.seconds is None:
+            raise UserError("a budget needs queries or seconds")
+        if self.queries is not None and self.queries <= 0:
+            raise UserError(f"budget must be positive, got {self.queries} queries")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise UserError(f"budget must be positive, got {self.seconds} seconds")
+
+    @classmethod
+    def parse(cls, text: str | int) -> "Budget":
+        """``"100"`` -> 100 queries; ``"20000s"``, ``"90m"``, ``"5.5h"`` -> simulated seconds.
+
+        Bounded like :func:`parse_budget` (at most
+        :data:`~nascore.validate.MAX_QUERIES` queries or :data:`~nascore.validate.MAX_BUDGET_SECONDS`
+        seconds); a non-finite or overflowing number (``1e999``) is a one-line UserError."""
+        s = str(text).strip().lower()
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(s|m|h)?", s)
+        if not m:
+            raise UserError(f"--budget: cannot read {text!r} (use a query count like 100, or seconds like 20000s / 6h)")
+        value, unit = float(m.group(1)), m.group(2)
+        if not math.isfinite(value):  # "1e999": int(inf) would be an OverflowError
+            raise UserError(f"--budget: {_short(text)} is not a finite number")
+        if unit is None:
+            if value != int(value):
+                raise UserError(f"--budget: a query count must be a whole number, got {text!r}")
+            if value > MAX_QUERIES:
+                raise UserError(f"--budget: {_short(text)} is more than the {MAX_QUERIES:,} queries allowed")
+            return cls(queries=int(value))
+        seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+        if seconds > MAX_BUDGET_SECONDS:
+            raise UserError(f"--budget: {_short(text)} is more than the {MAX_BUDGET_SECONDS:g} "
+                            "simulated seconds allowed")
+        return cls(seconds=seconds)
+
+    def exhausted(self, queries: int, seconds: float) -> bool:
+        return ((self.queries is not None and queries >= self.queries)
+                or (self.seconds is not None and seconds >= self.seconds))
+
+    def remaining_queries(self, queries: int) -> int | None:
+        return None if self.queries is None else self.queries - queries
+
+    def to_dict(self) -> dict:
+        return {"queries": self.queries, "seconds": self.seconds}
+
+
+def parse_budget(text: str | int) -> Budget:
+    """``--budget`` text -> :class:`Budget`: ``"100"`` queries; ``"20000s"``,
     ``"90m"``, ``"5.5h"`` simulated seconds. At most :data:`MAX_QUERIES` queries or
     :data:`MAX_BUDGET_SECONDS` seconds; ``1e999`` and the like are one-line errors."""
-    from nascore.run import Budget
-
     s = str(text)
     m = _BUDGET_NUMBER.match(s)
     try:

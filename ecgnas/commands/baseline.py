@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from nascore.cliutil import check_options
+from nascore.cliutil import add_multi_fidelity_options, check_options
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer
 
@@ -64,6 +64,7 @@ def register(subparsers) -> None:
     rs.add_argument("--device", choices=DEVICES, default="cpu")
     rs.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     rs.add_argument("--eval-cache", default=None, help="evaluation cache folder (default OUTPUT/evals)")
+    add_multi_fidelity_options(rs, "--search-epochs")
     rs.add_argument("--quiet", action="store_true", help="no progress output")
     rs.set_defaults(func=main)
 
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
 def main(args) -> int:
     import dataclasses
 
+    from ecgnas.commands.search import _schedule_arg
     from ecgnas.evaluator import default_fidelity
     from ecgnas.search import ecg_search, final_schedule
 
@@ -84,7 +86,7 @@ def main(args) -> int:
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, baseline="none",
                      eval_cache=args.eval_cache, selection=args.selection, ensemble=args.ensemble,
-                     progress=not args.quiet)
+                     progress=not args.quiet, multi_fidelity=_schedule_arg(args))
     t = res["ds2"]
     print(f"{args.output}: best {res['best_arch']} (hold-out macro-F1 {res['search_val_macro_f1']:.2f}, "
           f"{res['params']:,} params); DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} "

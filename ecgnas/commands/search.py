@@ -13,6 +13,7 @@ Examples::
     ecgnas search --method random --max-params 20000 --output runs/small   # hardware-aware
     ecgnas search --method evolution --executor ray --workers 8 --output runs/evo-ray
     ecgnas search --method eg-nas --supernet-epochs 10 --output runs/egnas
+    ecgnas search --method dcl-enas --multi-fidelity --search-epochs 9 --budget 30 --output runs/dcl-mf   # rungs 1,3,9
     ecgnas report runs/quick
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import sys
 
-from nascore.cliutil import check_options, parse_key_values
+from nascore.cliutil import add_multi_fidelity_options, check_options, multi_fidelity_args, parse_key_values
 from nascore.errors import UserError
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer, number
@@ -37,14 +38,15 @@ SEARCH_BOUNDS = {**COMMON_BOUNDS, "budget": integer(1, 1_000_000), "search_epoch
 
 def register(subparsers) -> None:
     from ecgnas.evaluator import DEFAULT_FIDELITY
-    from ecgnas.search import CONSTRAINTS, EXECUTORS, METHODS, SAMPLE_SPACES
+    from ecgnas.methods import METHODS, all_spaces
+    from ecgnas.search import CONSTRAINTS, EXECUTORS
     from ecgnas.train import DEVICES, TrainConfig
 
     d = TrainConfig()
     p = subparsers.add_parser("search", help="search an arrhythmia classifier on DS1, retrain it, report DS2 "
                                              "beside the hand-designed baseline", description=doc_paragraph(__doc__, 0))
     p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
-    p.add_argument("--space", default=None, choices=list(SAMPLE_SPACES) + ["darts1d"],
+    p.add_argument("--space", default=None, choices=all_spaces(),
                    help="search space (default ecg-cell; darts1d for eg-nas; resnet-family = the hand-designed family)")
     p.add_argument("--budget", type=int, default=24, help="candidate evaluations (sample-based methods; default 24)")
     p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed; default 0)")
@@ -95,6 +97,7 @@ def register(subparsers) -> None:
     g.add_argument("--baseline", default="auto",
                    help="auto: run the hand-designed random-search baseline into OUTPUT/baseline (default); "
                         "DIR: run or reuse it there; none: no baseline")
+    add_multi_fidelity_options(p, "--search-epochs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=main)
 
@@ -107,16 +110,14 @@ def register(subparsers) -> None:
 def main(args) -> int:
     import dataclasses
 
-    from nascore.strategies import strategy_params
-
     from ecgnas.evaluator import default_fidelity
-    from ecgnas.search import CONSTRAINTS, METHODS, ecg_search, final_schedule
+    from ecgnas.methods import get_method
+    from ecgnas.search import CONSTRAINTS, ecg_search, final_schedule
 
     check_options(args, SEARCH_BOUNDS)
     cons = {c: getattr(args, c) for c in CONSTRAINTS}
     params = parse_key_values(args.param, "--param")
-    if args.method != "eg-nas":  # types and ranges checked before the run folder is written
-        params = strategy_params(METHODS[args.method], params)
+    params = get_method(args.method).check_params(params)  # types and ranges checked before anything is written
     runtime = dict(device=args.device, num_threads=args.threads)
     fidelity = default_fidelity(epochs=args.search_epochs, samples_per_epoch=args.search_samples, **runtime)
     spe = None if args.samples_per_epoch == 0 else args.samples_per_epoch
@@ -137,7 +138,7 @@ def main(args) -> int:
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
-                     ensemble=args.ensemble, progress=not args.quiet)
+                     ensemble=args.ensemble, progress=not args.quiet, multi_fidelity=_schedule_arg(args))
     ds2 = res["ds2"]
     line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
             f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")
@@ -145,6 +146,12 @@ def main(args) -> int:
         line += f"; baseline DS2 macro-F1 {res['baseline_ds2']['macro_f1']:.2f}"
     print(line + f" (report: {args.output.rstrip('/')}/report.md)", file=sys.stdout)
     return 0
+
+
+def _schedule_arg(args):
+    """``--multi-fidelity --rungs --eta`` as ``ecg_search``'s ``multi_fidelity`` (None without it)."""
+    mf = multi_fidelity_args(args)
+    return {"rungs": mf["rungs"], "eta": mf["eta"]} if mf else None
 
 
 def _ray_cpus(args) -> int:

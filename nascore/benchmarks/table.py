@@ -75,6 +75,20 @@ class CompactTable:
         """True when the table has ``column`` and every row holds a value in it."""
         return self.has(column) and not np.isnan(self._cols[column]).any()
 
+    def fidelities(self) -> list[int]:
+        """The epoch counts this table has a validation column for (``valid_acc_<epochs>``),
+        ascending: the rungs a multi-fidelity search can read (:mod:`nascore.multifidelity`)."""
+        out = []
+        for c in self.frame.columns:
+            head, _, tail = str(c).rpartition("_")
+            if head == "valid_acc" and tail.isdigit():
+                try:
+                    self.signal_column(int(tail))
+                except UserError:
+                    continue
+                out.append(int(tail))
+        return sorted(out)
+
     def query(self, arch, fidelity: int | None = None) -> dict:
         """``valid_accuracy`` (the search signal), ``test_accuracy`` (always :attr:`test_column`),
         ``cost_seconds`` (None without a time column) and ``params_m`` where known."""

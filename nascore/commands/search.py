@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nascore.cliutil import parse_key_values, parse_seeds
+from nascore.cliutil import add_multi_fidelity_options, multi_fidelity_args, parse_key_values, parse_seeds
 
 
 def register(sub) -> None:
@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--output", default=None, help="output folder (default runs/<strategy>-<space>-<dataset>)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy parameter, e.g. population=20")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_multi_fidelity_options(p, "--fidelity")
     p.set_defaults(func=main)
 
 
@@ -41,11 +42,16 @@ def main(args) -> int:
     output = args.output or f"runs/{args.strategy}-{args.space}-{args.dataset}"
     s = benchmark_search(space=args.space, dataset=args.dataset, strategy=args.strategy, budget=args.budget,
                          seeds=seeds, output=output, data=args.data, fidelity=args.fidelity,
-                         params=parse_key_values(args.param, "--param"), progress=not args.quiet)
+                         params=parse_key_values(args.param, "--param"), progress=not args.quiet,
+                         **multi_fidelity_args(args))
     opt = s["optimum"]
     print(f"{args.strategy} on {args.space}-{args.dataset} (fidelity {s['fidelity']}), {len(seeds)} seed(s), "
           f"{fmt(s['queries'], 0)} queries")
     print(f"  best validation accuracy   {fmt(s['valid_accuracy'])} %   (optimum {opt['valid_accuracy']:.2f})")
     print(f"  test accuracy of the best  {fmt(s['test_accuracy'])} %   (optimum's {opt['test_accuracy']:.2f})")
+    if "multi_fidelity" in s:
+        mf = s["multi_fidelity"]
+        print(f"  multi-fidelity rungs {','.join(map(str, mf['rungs']))} (eta {mf['eta']}): "
+              f"{mf['candidates_mean']:.1f} candidates, {mf['candidate_epochs_mean']:.0f} candidate-epochs per seed")
     print(f"  results in {output}/ (summary.json, summary.md, curve.png, seed-*/)")
     return 0

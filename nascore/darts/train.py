@@ -553,6 +553,32 @@ def run_supernet_search(cfg: dict, output, *, data=None, device: str = "cpu", pr
     return supernet_search_loop(cfg, output, net, task, device=dev, progress=progress, on_epoch=on_epoch)
 
 
+def egnas_search(*, output, space: str = "nb201", data=None, epochs: int = 50, warmup: int | None = None, subset=None,
+                 seed: int = 0, device: str = "cpu", es: ESConfig | dict | None = None, progress: bool = True,
+                 released: bool = False, **kwargs) -> dict:
+    """Run (or resume) an EG-NAS search in ``output``; returns the ``result.json`` dict (the
+    Python API of ``nascore egnas search``; it lives here, beside the loop it drives, so that
+    :mod:`nascore.egnas` -- the algorithm -- imports nothing of the training loop).
+
+    ``kwargs`` go to :func:`nascore.darts.train.search_config` (``C``, ``layers``, ``K``,
+    ``batch_size``, ``lr``, ``op_set``, ``pool_bn``, ``bn_running_stats`` ...); ``released``: every
+    released choice not set in ``es`` / ``kwargs`` (:func:`nascore.egnas.released_settings`). Example (real
+    data, minutes on a CPU)::
+
+        egnas_search(output="runs/eg", space="nb201", epochs=4, warmup=1, subset=1000, C=8, layers=1)
+    """
+    from nascore.egnas import ESConfig, released_settings
+
+    es = es.to_dict() if isinstance(es, ESConfig) else dict(es or {})
+    if released:
+        sn_keys = ("op_set", "pool_bn", "bn_running_stats")
+        es, sn = released_settings(space, es, **{k: kwargs.pop(k) for k in sn_keys if k in kwargs})
+        kwargs.update(sn)
+    cfg = search_config(method="egnas", space=space, epochs=epochs, warmup=warmup, subset=subset, seed=seed,
+                        es=es, **kwargs)
+    return run_supernet_search(cfg, output, data=data, device=device, progress=progress)
+
+
 def check_free(output, cfg: dict, what: str) -> None:
     """Refuse ``output`` early (a :class:`UserError`, nothing written) when it belongs to another
     configuration or another process is writing it; the authoritative check is repeated under
