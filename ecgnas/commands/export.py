@@ -14,7 +14,11 @@ Example::
 
 from __future__ import annotations
 
+from nascore.cliutil import check_options
 from nascore.helptext import doc_paragraph
+from nascore.validate import integer
+
+EXPORT_BOUNDS = {"latency_repeats": integer(0, 1_000_000), "threads": integer(1, 1024)}
 
 
 def register(subparsers) -> None:
@@ -36,12 +40,9 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from nascore.errors import UserError
-
     from ecgnas.deploy.export import export_run
 
-    if args.latency_repeats < 0 or args.threads < 1:
-        raise UserError("--latency-repeats must be >= 0 and --threads >= 1")
+    check_options(args, EXPORT_BOUNDS)
     rep = export_run(args.run, args.format, int8=args.int8, output=args.output, data=args.data,
                      parity_beats=args.parity_beats, latency_repeats=args.latency_repeats, threads=args.threads,
                      progress=not args.quiet)

@@ -156,7 +156,7 @@ def model_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
              f"{' per member' if k > 1 else ''}.",
              (f"* Ensemble of {k} members ({ens.get('members', 'n/a')}), mean of their probabilities; decision: "
               if k > 1 else "* A single model; decision: ")
-             f"{'per-class offsets fitted on DS1 out-of-fold predictions' if ens.get('decision') == 'cv' else 'argmax'}"
+             + f"{'per-class offsets fitted on DS1 out-of-fold predictions' if ens.get('decision') == 'cv' else 'argmax'}"
              ".",
              f"* Training recipe: `{cfg.get('train', {})}`; {_f(summ.get('train_seconds'), 0)} s of training on "
              f"{summ.get('device', 'n/a')}.",

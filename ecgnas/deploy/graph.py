@@ -98,9 +98,9 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *, in_channels
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, _example(in_channels, window, n_rr), check_trace=False)
-    buf = io.BytesIO()
-    extra = {"contract.json": json.dumps(dict(contract or {}), sort_keys=True)}
-    torch.jit.save(traced, buf, _extra_files=extra)
+        buf = io.BytesIO()
+        extra = {"contract.json": json.dumps(dict(contract or {}), sort_keys=True)}
+        torch.jit.save(traced, buf, _extra_files=extra)  # deprecated in favour of torch.export, still supported
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -108,7 +108,9 @@ def read_torchscript_contract(path: str | os.PathLike) -> dict:
     """The contract stored in a TorchScript file written by :func:`export_torchscript`."""
     extra = {"contract.json": ""}
     try:
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read TorchScript model ({str(e).splitlines()[0][:120]})") from None
     if not extra["contract.json"]:

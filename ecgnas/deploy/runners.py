@@ -8,6 +8,7 @@ Every runner is called as ``runner(x [n, C, L] float32, rr [n, R] float32)`` and
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -55,7 +56,10 @@ class OnnxRunner:
 
 class TorchScriptRunner:
     def __init__(self, path: str | os.PathLike, threads: int = 1, batch: int = 1024):
-        self.module, self.batch, self.threads = torch.jit.load(str(path), map_location="cpu").eval(), int(batch), threads
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        self.batch, self.threads = int(batch), threads
 
     def __call__(self, x: np.ndarray, rr: np.ndarray):
         before = torch.get_num_threads()
