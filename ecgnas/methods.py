@@ -14,9 +14,11 @@ need to know about a method:
   name of :data:`INPUTS` (``"budget"``: the run's evaluation budget; ``"arch2vec_model"``: the
   pretrained arch2vec model of the space, pretrained into the user cache on first use).
 
-Adding an ask/tell method is one strategy file plus one line: :func:`nascore.strategies.register_strategy`
-(or a line in :data:`nascore.strategies.STRATEGIES`) and :func:`register_method` (or a line in
-:data:`METHODS`); nothing in :mod:`ecgnas.search` or :mod:`ecgnas.commands.search` changes.
+Adding an ask/tell method is one strategy file plus one line here,
+``register_method(SearchMethod("name", strategy="package.module:Class"))``: a ``module:Class``
+strategy is registered with :mod:`nascore.strategies` under the method's name (a strategy
+already there, such as ``"evolution"``, is named as it is). Nothing in :mod:`ecgnas.search` or
+:mod:`ecgnas.commands.search` changes.
 
 >>> METHODS["eg-nas"].kind, METHODS["eg-nas"].default_space, METHODS["dcl-enas"].inputs
 ('supernet', 'darts1d', {'budget': 'budget'})
@@ -151,7 +153,15 @@ METHODS: dict[str, SearchMethod] = {}
 
 
 def register_method(method: SearchMethod) -> SearchMethod:
-    """Add (or replace) a search method; returns it."""
+    """Add (or replace) a search method; returns it (with a ``module:Class`` strategy registered
+    in :data:`nascore.strategies.STRATEGIES` under the method's name)."""
+    if method.kind == "asktell" and ":" in method.strategy:
+        from dataclasses import replace
+
+        from nascore.strategies import register_strategy
+
+        register_strategy(method.name, method.strategy)
+        method = replace(method, strategy=method.name)
     METHODS[method.name] = method
     return method
 

@@ -83,12 +83,15 @@ class FirstSeen(Strategy):
 
 @pytest.fixture
 def toy_method(monkeypatch):
-    """Register ``toy`` the way a new method is added: one strategy (above) plus one line each."""
+    """Register ``toy`` the way a new method is added: one strategy (above) plus one registry line."""
     from ecgnas import methods
     from nascore import strategies
 
-    monkeypatch.setitem(strategies.STRATEGIES, "toy-first-seen", f"{__name__}:FirstSeen")
-    monkeypatch.setitem(methods.METHODS, "toy", methods.SearchMethod("toy", strategy="toy-first-seen"))
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))  # undone after the test
+    monkeypatch.setitem(strategies.STRATEGIES, "toy", "")  # so that monkeypatch removes it afterwards
+
+    methods.register_method(methods.SearchMethod("toy", strategy=f"{__name__}:FirstSeen"))  # the one line
+    assert strategies.STRATEGIES["toy"] == f"{__name__}:FirstSeen" and methods.METHODS["toy"].strategy == "toy"
     return "toy"
 
 

@@ -20,7 +20,7 @@ from nascore.validate import MAX_SEED, integer, number
 
 from ecgnas.augment import AUGMENTATIONS
 from ecgnas.data.preprocess import TEMPLATES
-from ecgnas.run import DECISIONS, DONE_FILE, MEMBER_KINDS, RUN_FILES, check_output, run_identity, train_run  # noqa: F401
+from ecgnas.run import DECISIONS, MEMBER_KINDS, train_run
 from ecgnas.train import CLASS_WEIGHT_MODES, DEVICES, LOSSES, SAMPLERS, SCHEDULES, TrainConfig
 
 
