@@ -21,12 +21,12 @@ pytest.importorskip("onnxruntime")
 from ecgnas.aami import DS1  # noqa: E402
 from ecgnas.cli import main as cli_main  # noqa: E402
 from ecgnas.data import PrepConfig  # noqa: E402
-from ecgnas.deploy import deps  # noqa: E402
-from ecgnas.deploy.contract import read_onnx_contract  # noqa: E402
-from ecgnas.deploy.export import export_run  # noqa: E402
-from ecgnas.deploy.graph import read_torchscript_contract  # noqa: E402
-from ecgnas.deploy.parity import ParityError, check_parity  # noqa: E402
-from ecgnas.deploy.runners import OnnxRunner, TorchRunner, TorchScriptRunner  # noqa: E402
+from ecgnas.export import deps  # noqa: E402
+from ecgnas.export.contract import read_onnx_contract  # noqa: E402
+from ecgnas.export.pipeline import export_run  # noqa: E402
+from ecgnas.export.graph import read_torchscript_contract  # noqa: E402
+from ecgnas.export.parity import ParityError, check_parity  # noqa: E402
+from ecgnas.export.runners import OnnxRunner, TorchRunner, TorchScriptRunner  # noqa: E402
 from ecgnas.ensemble import EnsembleModel  # noqa: E402
 from ecgnas.evaluate import (build, evaluate_indices, load_checkpoint, load_data,  # noqa: E402
                              model_from_checkpoint, save_checkpoint)
@@ -127,7 +127,7 @@ def test_ensemble_with_offsets_exports_the_whole_decision_path(tmp_path, fake):
 def test_altered_export_fails_parity_in_one_line(tmp_path, fake, monkeypatch, capsys):
     beats, parts = fake
     run, model = make_run(tmp_path, beats, parts, "linear")
-    from ecgnas.deploy import graph
+    from ecgnas.export import graph
 
     real = graph.export_onnx
 
@@ -159,7 +159,7 @@ def test_small_perturbation_passes_large_one_fails(tmp_path, fake):
             return s, None, None
         return f
 
-    from ecgnas.deploy.parity import compare
+    from ecgnas.export.parity import compare
 
     ref = TorchRunner(model)(x, rr)[0]
     assert compare(ref, shifted(np.array([0, 1e-5, 0, 0, 0], np.float32))(x, rr)[0])["passed"]
@@ -190,7 +190,7 @@ def test_metadata_round_trip_onnx_torchscript_and_sidecar(tmp_path, fake):
 
     assert c["ecgnas_version"] == ecgnas.__version__
     # an independent reader: onnxruntime's view of the same metadata
-    from ecgnas.deploy.runners import ort_session
+    from ecgnas.export.runners import ort_session
 
     meta = ort_session(tmp_path / "o" / "model.onnx").get_modelmeta().custom_metadata_map
     assert meta["ecgnas.fs"] == "180" and meta["ecgnas.classes"] == "N,S,V,F,Q"
@@ -204,7 +204,7 @@ def test_metadata_round_trip_onnx_torchscript_and_sidecar(tmp_path, fake):
 def test_int8_on_a_small_model_calibrates_on_ds1_only(tmp_path, fake, monkeypatch):
     beats, parts = fake
     run, _ = make_run(tmp_path, beats, parts, "resnet", hp={"depth": 1, "width": 16, "kernel_size": 5})
-    from ecgnas.deploy import quantize
+    from ecgnas.export import quantize
 
     seen = []
     real = quantize.calibration_indices

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from ecgnas.deploy.export import export_run
+    from ecgnas.export.pipeline import export_run
 
     check_options(args, EXPORT_BOUNDS)
     rep = export_run(args.run, args.format, int8=args.int8, output=args.output, data=args.data,

@@ -1,6 +1,6 @@
 """Deploying a trained ECG beat classifier: ONNX / TorchScript export, parity, int8, latency, model card.
 
-One module per job; :mod:`ecgnas.deploy.export` ties them together for ``ecgnas export``:
+One module per job; :mod:`ecgnas.export.pipeline` ties them together for ``ecgnas export``:
 
 ==============  ==========================================================================
 ``deps``        the optional packages (``onnx``, ``onnxruntime``): one-line error naming the install
@@ -11,9 +11,9 @@ One module per job; :mod:`ecgnas.deploy.export` ties them together for ``ecgnas 
 ``quantize``    onnxruntime static int8 quantisation calibrated on DS1 beats
 ``latency``     measured onnxruntime latency (median, p95, throughput)
 ``card``        ``model_card.md`` from a run folder (and an export report)
-``export``      the whole path of ``ecgnas export``
+``pipeline``    the whole path of ``ecgnas export``
 ==============  ==========================================================================
 
 The package never imports ``onnx`` / ``onnxruntime`` at import time: only the functions that need
-them do, through :mod:`ecgnas.deploy.deps`.
+them do, through :mod:`ecgnas.export.deps`.
 """

@@ -3,7 +3,7 @@ trained and tested, how it does per class and per record, and how the exported f
 
 :func:`model_card` builds the Markdown from the run folder's files -- ``config.json``,
 ``train_summary.json``, ``metrics.json`` (DS2), ``per_record.csv``, ``cv_metrics.json`` (DS1
-out-of-fold, when run) -- and, when given, the export report of :func:`ecgnas.deploy.export.export_run`
+out-of-fold, when run) -- and, when given, the export report of :func:`ecgnas.export.pipeline.export_run`
 (formats, sizes, parity, int8, latency). Every figure is read from those files; nothing is
 recomputed. The card states what is not recorded rather than leaving it out.
 """

@@ -167,7 +167,7 @@ def set_onnx_metadata(model_proto, contract: Mapping[str, Any]) -> None:
 
 def read_onnx_contract(path) -> dict:
     """The contract stored in an exported ONNX file (read with onnx, weights not loaded)."""
-    from ecgnas.deploy import deps
+    from ecgnas.export import deps
 
     onnx = deps.onnx()
     try:

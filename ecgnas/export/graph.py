@@ -61,8 +61,8 @@ def _example(in_channels: int, window: int, n_rr: int, batch: int = 2):
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_channels: int, window: int, n_rr: int,
                 contract: Mapping[str, Any] | None = None, opset: int = OPSET) -> None:
     """Write ``DeployModel(model)`` as ONNX to ``path`` (atomically), the contract in its metadata."""
-    from ecgnas.deploy import deps
-    from ecgnas.deploy.contract import set_onnx_metadata
+    from ecgnas.export import deps
+    from ecgnas.export.contract import set_onnx_metadata
 
     onnx = deps.onnx()
     net = DeployModel(model).eval().cpu()

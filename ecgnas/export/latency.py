@@ -24,7 +24,7 @@ THREADS = (1, 2)
 def measure(path: str | os.PathLike, *, in_channels: int, window: int, n_rr: int, batch: int = 1, threads: int = 1,
             repeats: int = 200, warmup: int = 20, session=None) -> dict:
     """Median / p95 ms per call and beats per second of ``path`` at ``batch`` on ``threads`` threads."""
-    from ecgnas.deploy.runners import ort_session
+    from ecgnas.export.runners import ort_session
 
     for name, v in (("batch", batch), ("threads", threads), ("repeats", repeats)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -51,7 +51,7 @@ def latency_grid(path: str | os.PathLike, *, in_channels: int, window: int, n_rr
     ``max(10, repeats // 10)`` repeats (each call is that much longer)."""
     out = []
     for t in threads:
-        from ecgnas.deploy.runners import ort_session
+        from ecgnas.export.runners import ort_session
 
         sess = ort_session(path, t)
         for b in batches:
@@ -63,7 +63,7 @@ def latency_grid(path: str | os.PathLike, *, in_channels: int, window: int, n_rr
 
 def machine() -> dict:
     """The CPU, core count and load average at measurement time."""
-    from ecgnas.deploy import deps
+    from ecgnas.export import deps
     from ecgnas.hardware import cpu_model
 
     onnxruntime = deps.onnxruntime()

@@ -78,7 +78,7 @@ def compare(ref_scores: np.ndarray, got_scores: np.ndarray, got_proba: np.ndarra
 
 
 def check_parity(reference, exported, x: np.ndarray, rr: np.ndarray, what: str = "export") -> dict:
-    """Run both runners (:mod:`ecgnas.deploy.runners`) on ``x``, ``rr``; :func:`compare` their outputs.
+    """Run both runners (:mod:`ecgnas.export.runners`) on ``x``, ``rr``; :func:`compare` their outputs.
 
     Raises :class:`ParityError` (one line naming ``what`` and the failed criterion) when the check
     fails; returns the statistics otherwise.

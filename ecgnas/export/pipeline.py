@@ -8,7 +8,7 @@
     export.json                         parity statistics, int8 DS2 figures and sizes, measured latency
     model_card.md                       the run's model card with the export section
 
-Order: export -> **parity check** (raises :class:`ecgnas.deploy.parity.ParityError`, one line, before
+Order: export -> **parity check** (raises :class:`ecgnas.export.parity.ParityError`, one line, before
 anything but the exported file and contract is written) -> int8 -> latency -> report and card.
 
 Beats of the parity check: all DS1 and DS2 beats of the run's prepared data (same PrepConfig,
@@ -74,12 +74,12 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
     ``latency_repeats=0`` skips the latency measurement; ``threads``: torch / onnxruntime threads
     of the parity check (latency is measured on 1 and 2 threads regardless).
     """
-    from ecgnas.deploy import deps
-    from ecgnas.deploy.card import write_model_card
-    from ecgnas.deploy.contract import build_contract
-    from ecgnas.deploy.graph import OPSET, export_onnx, export_torchscript, file_size
-    from ecgnas.deploy.parity import check_parity
-    from ecgnas.deploy.runners import TorchRunner, runner_for
+    from ecgnas.export import deps
+    from ecgnas.export.card import write_model_card
+    from ecgnas.export.contract import build_contract
+    from ecgnas.export.graph import OPSET, export_onnx, export_torchscript, file_size
+    from ecgnas.export.parity import check_parity
+    from ecgnas.export.runners import TorchRunner, runner_for
     from ecgnas.evaluate import load_checkpoint, load_data, make_prep, model_from_checkpoint, prep_key
     from ecgnas.models import count_parameters
 
@@ -144,7 +144,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
         report["int8"] = _int8(path, out / INT8_NAME, beats, parts, threads, progress)
         files[INT8_NAME] = {"format": "onnx int8", "bytes": file_size(out / INT8_NAME)}
     if fmt == "onnx" and latency_repeats:
-        from ecgnas.deploy.latency import latency_grid, machine
+        from ecgnas.export.latency import latency_grid, machine
 
         report["machine"] = machine()
         report["latency"] = {}
@@ -161,9 +161,9 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
 
 def _int8(float_path: Path, int8_path: Path, beats, parts, threads: int, progress: bool) -> dict:
     """Quantise (DS1 calibration), then both models' DS2 headline metrics and their label agreement."""
-    from ecgnas.deploy.graph import file_size
-    from ecgnas.deploy.quantize import calibration_indices, quantize_int8
-    from ecgnas.deploy.runners import OnnxRunner
+    from ecgnas.export.graph import file_size
+    from ecgnas.export.quantize import calibration_indices, quantize_int8
+    from ecgnas.export.runners import OnnxRunner
     from ecgnas.evaluate import headline
     from ecgnas.metrics import metrics_json
 

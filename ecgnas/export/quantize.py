@@ -57,8 +57,8 @@ def calibration_indices(y: np.ndarray, pool: np.ndarray, n: int = CALIBRATION_BE
 def quantize_int8(float_path: str | os.PathLike, int8_path: str | os.PathLike, x: np.ndarray, rr: np.ndarray,
                   batch: int = 256, per_channel: bool = True) -> None:
     """Write the int8 model of ``float_path`` to ``int8_path``, calibrated on ``x``, ``rr`` (DS1 beats)."""
-    from ecgnas.deploy import deps
-    from ecgnas.deploy.contract import read_onnx_contract, set_onnx_metadata
+    from ecgnas.export import deps
+    from ecgnas.export.contract import read_onnx_contract, set_onnx_metadata
 
     onnx = deps.onnx()
     q = deps.require("onnxruntime.quantization", "int8 quantisation")

@@ -2,7 +2,7 @@
 
 Every runner is called as ``runner(x [n, C, L] float32, rr [n, R] float32)`` and returns
 ``(scores [n, K] float32, proba [n, K] float32, label [n] int64)`` as numpy arrays, the outputs of
-:class:`ecgnas.deploy.graph.DeployModel`.
+:class:`ecgnas.export.graph.DeployModel`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _stack(parts):
 
 def ort_session(path: str | os.PathLike, threads: int = 1):
     """An onnxruntime CPU session on ``threads`` intra-op threads (one inter-op thread, sequential)."""
-    from ecgnas.deploy import deps
+    from ecgnas.export import deps
 
     ort = deps.onnxruntime()
     opts = ort.SessionOptions()
@@ -80,7 +80,7 @@ class TorchRunner:
     """The checkpoint's own model (the reference of the parity check), through the same wrapper."""
 
     def __init__(self, model: torch.nn.Module, threads: int = 1, batch: int = 1024):
-        from ecgnas.deploy.graph import DeployModel
+        from ecgnas.export.graph import DeployModel
 
         self.module, self.batch, self.threads = DeployModel(model).eval().cpu(), int(batch), threads
 
