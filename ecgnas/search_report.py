@@ -281,6 +281,11 @@ def _render_report(run: Path, res: dict) -> Path:
         except ValueError:
             rel = rel.resolve()
         lines += [f"![baseline]({rel.as_posix()})", ""]
+    if (run / "final" / "metrics.json").is_file():  # the found model's card, with this search's method and cost
+        from ecgnas.export.card import write_model_card
+
+        write_model_card(run / "final", run / "final", search=res)
+        lines += ["Model card of the final model: [final/model_card.md](final/model_card.md)", ""]
     path = run / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

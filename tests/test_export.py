@@ -302,3 +302,16 @@ def test_bad_arguments(tmp_path, fake):
         export_run(run, "torchscript", int8=True)
     with pytest.raises(UserError, match="run folder not found"):
         export_run(tmp_path / "nope", "onnx")
+
+
+def test_card_names_the_search_method_and_cost(tmp_path, fake):
+    from ecgnas.export.card import model_card
+
+    beats, parts = fake
+    run, _ = make_run(tmp_path, beats, parts, "ecg-cell")
+    res = {"method": "evolution", "space": "ecg-cell", "seed": 3, "evaluations": 12, "search_cost_seconds": 321.4,
+           "final_train_seconds": 55.0}
+    card = model_card(run, search=res)
+    assert "`evolution` on the `ecg-cell` space (seed 3), 12 candidate evaluations" in card and "321 s" in card
+    assert "not recorded in this run folder" in model_card(run)
+    assert "## Exported files" not in card  # no export report given: no export section

@@ -125,9 +125,22 @@ def _export_lines(rep: Mapping[str, Any], out_dir: Path) -> list[str]:
     return lines
 
 
+def _search_text(res: Mapping[str, Any] | None, cfg: Mapping[str, Any]) -> str:
+    if res:
+        return (f"`{res.get('method')}` on the `{res.get('space')}` space (seed {res.get('seed')}), "
+                f"{res.get('evaluations', 'n/a')} candidate evaluations on DS1 (selection on the DS1 hold-out), "
+                f"{_f(res.get('search_cost_seconds'), 0)} s of candidate evaluation + "
+                f"{_f(res.get('final_train_seconds'), 0)} s of final training")
+    if cfg.get("search"):
+        return str(cfg["search"])
+    return ("not recorded in this run folder (a searched architecture's search is described by its "
+            "`ecgnas search` output folder, whose `ecgnas report` writes the card with it)")
+
+
 def model_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-               export_report: Mapping[str, Any] | None = None) -> str:
-    """The Markdown text of the model card of ``run_dir`` (links relative to ``out_dir``)."""
+               export_report: Mapping[str, Any] | None = None, search: Mapping[str, Any] | None = None) -> str:
+    """The Markdown text of the model card of ``run_dir`` (links relative to ``out_dir``); ``search``:
+    the ``result.json`` of the ``ecgnas search`` that found the model, for its method and cost."""
     run = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run
     cfg = _read(run / "config.json") or {}
@@ -160,9 +173,7 @@ def model_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
              ".",
              f"* Training recipe: `{cfg.get('train', {})}`; {_f(summ.get('train_seconds'), 0)} s of training on "
              f"{summ.get('device', 'n/a')}.",
-             "* Search method and cost: " + (str(cfg["search"]) if cfg.get("search") else
-                                            "not recorded in this run folder (a searched architecture's search "
-                                            "is described by its `ecgnas search` output folder)") + ".", "",
+             f"* Search method and cost: {_search_text(search, cfg)}.", "",
              "## Training data and protocol", "",
              f"* MIT-BIH Arrhythmia Database (PhysioNet), lead from the prep config `{(cfg.get('prep') or {}).get('lead', 'MLII')}`; "
              "paced records 102, 104, 107, 217 excluded; no other database and no extra data.",
@@ -194,9 +205,9 @@ def model_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
     return "\n".join(lines)
 
 
-def write_model_card(run_dir, out_dir=None, export_report=None) -> Path:
+def write_model_card(run_dir, out_dir=None, export_report=None, search=None) -> Path:
     """Write ``model_card.md`` into ``out_dir`` (default the run folder); returns its path."""
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     path = out / "model_card.md"
-    atomic_write_text(path, model_card(run_dir, out, export_report))
+    atomic_write_text(path, model_card(run_dir, out, export_report, search))
     return path
