@@ -315,3 +315,13 @@ def test_card_names_the_search_method_and_cost(tmp_path, fake):
     assert "`evolution` on the `ecg-cell` space (seed 3), 12 candidate evaluations" in card and "321 s" in card
     assert "not recorded in this run folder" in model_card(run)
     assert "## Exported files" not in card  # no export report given: no export section
+
+
+def test_model_latency_of_an_in_memory_model_orders_sizes():
+    from ecgnas.export.latency import model_latency_ms
+
+    small = build("linear", 126, 5, 5, {}, in_channels=2).eval()
+    big = build("resnet", 126, 5, 5, {"depth": 4, "width": 64}, in_channels=2).eval()
+    t_small = model_latency_ms(small, in_channels=2, window=126, n_rr=5, repeats=10, warmup=2)
+    t_big = model_latency_ms(big, in_channels=2, window=126, n_rr=5, repeats=10, warmup=2)
+    assert 0 < t_small < t_big

@@ -74,3 +74,20 @@ def machine() -> dict:
         load = None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg_1_5_15": load,
             "onnxruntime": onnxruntime.__version__}
+
+
+def model_latency_ms(model, *, in_channels: int, window: int, n_rr: int, batch: int = 1, threads: int = 1,
+                     repeats: int = 50, warmup: int = 10) -> float:
+    """Median onnxruntime latency (ms per call) of an in-memory model: exported to a temporary ONNX
+    file (:func:`ecgnas.export.graph.export_onnx`) and timed by :func:`measure`. The building block
+    for a search limit on measured latency (not wired into ``ecgnas search`` yet)."""
+    import tempfile
+    from pathlib import Path
+
+    from ecgnas.export.graph import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, path, in_channels=in_channels, window=window, n_rr=n_rr)
+        return measure(path, in_channels=in_channels, window=window, n_rr=n_rr, batch=batch, threads=threads,
+                       repeats=repeats, warmup=warmup)["median_ms"]
