@@ -8,8 +8,9 @@
     export.json                         parity statistics, int8 DS2 figures and sizes, measured latency
     model_card.md                       the run's model card with the export section
 
-Order: export -> **parity check** (raises :class:`ecgnas.export.parity.ParityError`, one line, before
-anything but the exported file and contract is written) -> int8 -> latency -> report and card.
+Order: export -> **parity check** (raises :class:`ecgnas.export.parity.ParityError`, one line; the
+exported file and its contract are then removed, nothing else is written) -> int8 -> latency ->
+report and card.
 
 Beats of the parity check: all DS1 and DS2 beats of the run's prepared data (same PrepConfig,
 checked by its cache key); ``parity_beats`` (an ``.npz`` with ``x`` and ``rr``) replaces them;
@@ -78,7 +79,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
     from ecgnas.export.card import write_model_card
     from ecgnas.export.contract import build_contract
     from ecgnas.export.graph import OPSET, export_onnx, export_torchscript, file_size
-    from ecgnas.export.parity import check_parity
+    from ecgnas.export.parity import ParityError, check_parity
     from ecgnas.export.runners import TorchRunner, runner_for
     from ecgnas.evaluate import load_checkpoint, load_data, make_prep, model_from_checkpoint, prep_key
     from ecgnas.models import count_parameters
@@ -134,7 +135,14 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
             x, rr = _fallback(in_ch, window, n_rr)
             what = f"{FALLBACK_BEATS} seeded random inputs (fallback: no prepared beats)"
     _say(progress, f"parity check on {len(x)} beats ({what})")
-    parity = check_parity(TorchRunner(model, threads), runner_for(path, fmt, threads), x, rr, what=str(path))
+    try:
+        parity = check_parity(TorchRunner(model, threads), runner_for(path, fmt, threads), x, rr, what=str(path))
+    except ParityError:  # a file that does not reproduce the checkpoint is not left behind
+        path.unlink(missing_ok=True)
+        (out / "contract.json").unlink(missing_ok=True)
+        raise
+    if not int8:  # an int8 file of an earlier export would not match this one
+        (out / INT8_NAME).unlink(missing_ok=True)
     files = {path.name: {"format": fmt, "bytes": file_size(path)}}
     report = {"run": str(run), "model": ckpt["model"], "members": len(ckpt["members"]), "format": fmt,
               "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
