@@ -13,7 +13,8 @@ ones are read back, not rerun. ``--jobs`` searches run in parallel processes.
     python benchmarks/dcl_search.py [--seeds 0-49] [--budget 100] [--jobs 2] [--work /tmp/dcl_search]
 
 ``--strategies`` also takes ``dcl-enas-persistent`` (dcl-enas with ``population_mode="persistent"``,
-issue 15 item 10); ``--out NAME`` writes ``NAME.json`` / ``NAME_f*.png`` instead of ``dcl_search*``.
+issue 15 item 10), ``dcl-enas-margin`` (predictor ``rank_loss="margin"``, the paper's margin ranking
+loss, issue 15 item 9) and ``dcl-enas-pairwise`` (predictor ``rank_loss="pairwise"``, RankNet); ``--out NAME`` writes ``NAME.json`` / ``NAME_f*.png`` instead of ``dcl_search*``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from nascore.report import curve_array, plot_curves, summarize_seeds  # noqa: E4
 
 STRATEGIES = ("dcl-enas", "evolution", "random")
 #: extra names for --strategies: (strategy, params)
-VARIANTS = {"dcl-enas-persistent": ("dcl-enas", {"population_mode": "persistent"})}
+VARIANTS = {"dcl-enas-persistent": ("dcl-enas", {"population_mode": "persistent"}),
+            "dcl-enas-margin": ("dcl-enas", {"predictor": {"rank_loss": "margin"}}),
+            "dcl-enas-pairwise": ("dcl-enas", {"predictor": {"rank_loss": "pairwise"}})}
 _TABLE = {}
 
 

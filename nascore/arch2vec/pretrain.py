@@ -89,8 +89,27 @@ DEFAULT_EPOCHS = {"nb101": 8, "nb201": 10, "darts": 10, "darts-cell": 10}
 SCHEDULES = ("ours", "released")
 #: decoder dropout of the released scripts (``--dropout`` default 0.3 in all three)
 RELEASED_DROPOUT = 0.3
+#: torch threads of :func:`pretrain` and of the embeddings :func:`load_embeddings` computes. The
+#: result of a pretraining depends on the thread count (float reductions are split differently:
+#: seed 0 with 1 and with 2 threads gives different weights and a different search, see
+#: benchmarks/RESULTS.md "arch2vec-BO robustness"), so it is fixed rather than inherited.
+PRETRAIN_THREADS = 1
 #: the files :func:`pretrain` writes into its output folder
 OUTPUT_FILES = ("model.pt", "gin_encoder.pt", "metrics.json", "embeddings.npz")
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (None: unchanged), restoring the setting after."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def default_dropout(schedule: str) -> float:
@@ -307,7 +326,8 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
              variational: bool = True, dropout: float | None = None, clip: float | None = 5.0,
              loss_form: str = "arch2vec", seed: int = 0, holdout: float = 0.1, max_archs: int | None = None,
              samples: int = 100_000, quality_samples: int = 10_000, progress: bool = True,
-             data=None, schedule: str = "ours", sigma_head: str = "logvar") -> dict:
+             data=None, schedule: str = "ours", sigma_head: str = "logvar",
+             threads: int | None = PRETRAIN_THREADS) -> dict:
     """Pretrain on ``space`` and write the files listed in the module docstring to ``output``.
 
     ``data``: a ``(keys, ops, adj)`` triple from :func:`space_dataset` covering the architectures
@@ -318,6 +338,10 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
     (training mode every epoch) or "released" (eval mode from epoch 2 on, see the module
     docstring); ``dropout`` None: :func:`default_dropout` of the schedule. ``sigma_head``:
     "logvar" (sigma = exp(head/2), ours) or "logstd" (sigma = exp(head), released).
+    ``threads``: torch intra-op threads for the training, the quality figures and the embeddings
+    (default :data:`PRETRAIN_THREADS` = 1, restored afterwards), so the model does not depend on
+    the caller's thread count; None keeps the caller's setting (the behaviour before issue 15: a
+    model pretrained on first use inside a 2-thread process differed from a 1-thread one).
     ``output`` is checked and locked (:func:`claimed_output`) before anything is built or trained.
     Returns the ``metrics.json`` dict plus ``"output"``.
     """
@@ -341,7 +365,9 @@ def pretrain(space, *, output, epochs: int | None = None, batch_size: int = 32, 
         raise UserError(f"loss form must be one of {', '.join(LOSS_FORMS)}, got {loss_form!r}")
     if max_archs is not None and max_archs < 2:
         raise UserError(f"max_archs must be >= 2, got {max_archs}")
-    with claimed_output(output):  # an unusable or busy --output is refused before the training
+    if threads is not None and not 1 <= int(threads) <= 1024:
+        raise UserError(f"pretraining threads must be in [1, 1024] (or None: the caller's setting), got {threads}")
+    with claimed_output(output), torch_threads(threads):  # an unusable or busy --output is refused before the training
         return _pretrain_locked(space, Path(output), epochs=epochs, batch_size=batch_size, lr=lr,
                                 kl_weight=kl_weight, hidden=hidden, layers=layers, latent=latent,
                                 variational=variational, dropout=dropout, clip=clip, loss_form=loss_form, seed=seed,
@@ -493,7 +519,8 @@ def load_embeddings(space, model=None, *, pretrain_if_missing: bool = True, prog
             keys = None
     if keys is None or len(keys) != space.size:
         keys, ops, adj = space_dataset(space)
-        emb = embed_all(m, ops, adj)
+        with torch_threads(PRETRAIN_THREADS):
+            emb = embed_all(m, ops, adj)
         _write_embeddings(emb_path, keys, emb, digest)
     _EMB_CACHE.clear()  # keep one space's table in memory at a time
     _EMB_CACHE[ck_key] = (keys, emb)
