@@ -22,6 +22,7 @@ Writes ``benchmarks/results/ecg_export.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,8 @@ def export_figures(run: Path, repeats: int) -> dict:
                   {"beats_per_s": round(r["throughput_beats_per_s"])} for r in rows}
            for name, rows in rep["latency"].items()}
     q = rep["int8"]
-    return {"run": str(run), "model": ckpt["model"], "hparams": ckpt["hparams"], "params": count_parameters(model),
+    return {"run": str(run), "model": ckpt["model"], "hparams": ckpt["hparams"], "members": len(ckpt["members"]),
+            "offsets": ckpt.get("offsets") or [], "params": count_parameters(model),
             "flops": int(flops), "train_seconds": summary.get("train_seconds"),
             "float_bytes": q["float_bytes"], "int8_bytes": q["int8_bytes"],
             "parity": {k: rep["parity"][k] for k in ("n", "agreement", "max_abs_proba", "max_abs_score")},
@@ -123,13 +125,24 @@ def main() -> int:
     ap.add_argument("--archs", type=int, default=30, help="random ecg-cell architectures for the rank correlation "
                                                           "(0 skips it; default 30)")
     ap.add_argument("--latency-repeats", type=int, default=200)
+    ap.add_argument("--parts", default="models,rank",
+                    help="models (export figures), rank (latency rank correlation) or both; a part not run keeps "
+                         "its entry from an existing --out file")
     ap.add_argument("--out", default=str(RESULTS / "ecg_export.json"))
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     runs = [Path(r) for r in args.runs] if args.runs else [WORK / f"{m}-s0" for m in MODELS]
-    result = {**header(), "note": "single seed (0) per model, default recipe; DS2 figures are reported, "
-                                  "nothing is chosen from them; int8 calibrated on 2048 DS1 beats",
-              "models": [], "rank_correlation": None}
-    for run in runs:
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    result = {"note": "single seed (0) per model, default recipe; DS2 figures are reported, nothing is chosen "
+                      "from them; int8 calibrated on 2048 DS1 beats",
+              "models": old.get("models", []), "models_run": old.get("models_run"),
+              "rank_correlation": old.get("rank_correlation"), "rank_run": old.get("rank_run")}
+    if "models" in parts:  # entries of other runs are kept (one invocation per group of runs), replaced by run
+        keep = {str(r) for r in runs}
+        result["models"] = [m for m in result["models"] if m["run"] not in keep]
+        result["models_run"] = (result["models_run"] or []) if isinstance(result["models_run"], list) else []
+        result["models_run"].append({**header(), "runs": sorted(keep)})
+    for run in runs if "models" in parts else []:
         if not (run / "train_summary.json").is_file():
             if not args.train or args.runs:
                 print(f"skipping {run}: not trained (use --train)", flush=True)
@@ -138,8 +151,9 @@ def main() -> int:
         print(f"export {run}", flush=True)
         result["models"].append(export_figures(run, args.latency_repeats))
         atomic_write_json(Path(args.out), result)
-    if args.archs:
+    if args.archs and "rank" in parts:
         print(f"rank correlation over {args.archs} ecg-cell architectures", flush=True)
+        result["rank_run"] = header()
         result["rank_correlation"] = rank_correlation(args.archs, max(20, args.latency_repeats // 4))
     atomic_write_json(Path(args.out), result)
     print(f"wrote {args.out}")
