@@ -5,7 +5,10 @@ are drawn at random (seeded by trial and n) with their valid_acc_200; each predi
 them and ranks the remaining 15,625 - n; reported are Kendall's tau and Spearman's rho between
 predicted scores and valid_acc_200 (mean ± std over trials). Predictors, side by side:
 
-* ``dcl`` -- the full two-stage predictor (stage 1 contrastive pretraining, stage 2 ranking);
+* ``dcl`` -- the full two-stage predictor (stage 1 contrastive pretraining, stage 2 ranking) with
+  the default :class:`~nascore.predictors.dcl.DCLConfig` (since issue 15 item 9 the margin ranking
+  loss; the 2026-11-23 "Predictor ranking" table and the ``dcl`` column of the issue-15 table in
+  ``benchmarks/RESULTS.md`` ran the previous default, RankNet, now ``dcl-pairwise``);
 * ``dcl-no-pretrain`` -- the same stage 2 from a randomly initialised GIN;
 * ``gin-mse`` -- the same GIN shape trained with MSE (:class:`~nascore.predictors.GINRegressor`);
 * ``path-mlp`` -- an MLP on the path encoding, MSE (:class:`~nascore.predictors.PathMLPRegressor`);
@@ -13,7 +16,9 @@ predicted scores and valid_acc_200 (mean ± std over trials). Predictors, side b
   (:data:`PAPER_STAGE2`: margin ranking loss plus the supervised contrastive term with a linear
   warm-up of its weight), same stage 1 as ``dcl``;
 * ``dcl-margin`` (only with ``--methods``) -- the margin ranking loss alone (contrastive term off
-  as in ``dcl``), to separate the two changes.
+  as in ``dcl``), to separate the two changes;
+* ``dcl-pairwise`` (only with ``--methods``) -- the previous default, RankNet
+  (``rank_loss="pairwise"``), same stage 1.
 
 ``--methods dcl,dcl-paper`` runs a subset; ``--out NAME`` writes ``NAME.json``/``NAME.png``
 instead of ``dcl_predictor.*``.
@@ -42,7 +47,7 @@ from nascore.io import atomic_write_json, read_json  # noqa: E402
 from nascore.report import save_figure  # noqa: E402
 
 METHODS = ("dcl", "dcl-no-pretrain", "gin-mse", "path-mlp")
-ALL_METHODS = METHODS + ("dcl-paper", "dcl-margin")
+ALL_METHODS = METHODS + ("dcl-paper", "dcl-margin", "dcl-pairwise")
 #: the paper's stage 2 (issue 15 item 9); margin and weights are our choices (the paper gives none)
 PAPER_STAGE2 = {"rank_loss": "margin", "margin": 0.1, "supcon_weight": 0.1, "contrastive_warmup": 30}
 _STATE = {}
@@ -93,10 +98,11 @@ def run_trial(job) -> dict:
             if method == "dcl":
                 p = DCLPredictor(space, seed=trial)
                 p.pretrain()
-            elif method in ("dcl-paper", "dcl-margin"):  # stage 1 reads no stage-2 field: reuse the cached one
+            elif method in ("dcl-paper", "dcl-margin", "dcl-pairwise"):  # stage 1 reads no stage-2 field
                 p = DCLPredictor(space, seed=trial)
                 p.pretrain()
                 p.cfg = DCLConfig.from_dict(PAPER_STAGE2 if method == "dcl-paper" else
+                                            {"rank_loss": "pairwise"} if method == "dcl-pairwise" else
                                             {"rank_loss": "margin", "margin": PAPER_STAGE2["margin"]})
             elif method == "dcl-no-pretrain":
                 p = DCLPredictor(space, seed=trial)

@@ -376,9 +376,11 @@ def test_contrastive_weight_warm_up_schedule():
     assert contrastive_weight_at(0, 0.0, 5) == 0.0
 
 
-def test_stage2_options_are_validated_and_defaults_unchanged():
+def test_stage2_options_are_validated_and_the_default_is_the_margin_loss():
     cfg = DCLConfig()
-    assert (cfg.rank_loss, cfg.supcon_weight, cfg.contrastive_warmup) == ("pairwise", 0.0, 0)
+    # issue 15 item 9: the paper's margin ranking loss is the default, the contrastive term off
+    assert (cfg.rank_loss, cfg.margin, cfg.supcon_weight, cfg.contrastive_warmup) == ("margin", 0.1, 0.0, 0)
+    assert DCLConfig(rank_loss="pairwise").rank_loss == "pairwise"  # the previous default stays available
     assert DCLConfig(rank_loss="margin", margin=0.5, contrastive_warmup=10).margin == 0.5
     with pytest.raises(UserError, match="rank_loss must be one of pairwise, listnet, margin"):
         DCLConfig(rank_loss="hinge")
@@ -395,7 +397,7 @@ def test_warm_up_changes_the_fit_and_margin_differs_from_ranknet():
     archs = [NB201.sample(rng) for _ in range(30)]
     y = [nb201_target(a) for a in archs]
     out = {}
-    for name, over in (("ranknet", {}), ("margin", {"rank_loss": "margin"}),
+    for name, over in (("ranknet", {"rank_loss": "pairwise"}), ("margin", {}),
                        ("sc", {"rank_loss": "margin", "supcon_weight": 0.5}),
                        ("sc-warm", {"rank_loss": "margin", "supcon_weight": 0.5, "contrastive_warmup": 20})):
         p = DCLPredictor(NB201, dict(TINY, finetune_epochs=10, **over), seed=0)
