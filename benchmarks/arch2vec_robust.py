@@ -17,6 +17,9 @@ goes to ``benchmarks/results/<--out>.json``.
 
     python benchmarks/arch2vec_robust.py --pretrain-seeds 0,1,2 --seeds 0-29 --configs default
     python benchmarks/arch2vec_robust.py --pretrain-seeds 0,1,2 --seeds 100-129 --configs default,batch1 --out x
+    python benchmarks/arch2vec_robust.py --short-thread-check 0     # 1 epoch, 2,000 cells: bit-identical?
+
+``--short-thread-check SEED`` writes ``benchmarks/results/arch2vec_threads_check.json``.
 """
 
 from __future__ import annotations
@@ -86,6 +89,57 @@ def compare_models(a: Path, b: Path) -> dict:
             "max_abs_embedding_difference": float(np.abs(ea.astype(np.float64) - eb).max())}
 
 
+def short_thread_check(space, seed: int, work: Path) -> None:
+    """Pretrain ``seed`` briefly (1 epoch, 2,000 cells) with the caller's threads (``threads=None``)
+    under 1, 2 and again 1 torch thread; write whether the models are bit-identical."""
+    paths = []
+    for i, n in enumerate((1, 2, 1)):
+        torch.set_num_threads(n)
+        d = work / f"t{n}-{i}"
+        if not (d / "model.pt").exists():
+            pretrain(space, output=d, seed=seed, epochs=1, max_archs=2000, progress=False, quality_samples=100,
+                     threads=None)
+        paths.append(d / "model.pt")
+    torch.set_num_threads(1)
+    r = {**header(), "seed": seed, "epochs": 1, "max_archs": 2000,
+         "1 vs 2 threads": compare_models(paths[0], paths[1]),
+         "1 vs 1 thread (run-to-run)": compare_models(paths[0], paths[2])}
+    atomic_write_json(RESULTS / "arch2vec_threads_check.json", r)
+    print(r)
+
+
+def latent_diagnosis(table, models: dict) -> dict:
+    """Per model, on standardised embeddings: Spearman between a cell's valid_acc_200 and the mean of
+    its 10 nearest latent neighbours (2,000 random cells, seed 0), and how close the benchmark
+    optimum lies to the 50 best cells (how many have it among their 10 nearest neighbours)."""
+    from scipy.stats import spearmanr
+
+    opt = table.optimum(200)["arch"]
+    va = np.asarray(table.frame["valid_acc_200"], float)
+    rng = np.random.default_rng(0)
+    res = {}
+    for name, path in models.items():
+        with np.load(path.parent / "embeddings.npz") as z:
+            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in z["keys"].tolist()]
+            e = z["emb"].astype(np.float64)
+        y = va[[table.row(k) for k in keys]]
+        e = (e - e.mean(0)) / (e.std(0) + 1e-8)
+        sq = (e * e).sum(1)
+        sub = rng.choice(len(keys), 2000, replace=False)
+        d = sq[sub, None] - 2 * e[sub] @ e.T + sq[None]
+        d[np.arange(2000), sub] = np.inf
+        nn = np.argsort(d, 1)[:, :10]
+        top = np.argsort(-y)[:50]
+        o = keys.index(opt)
+        dt = sq[top, None] - 2 * e[top] @ e.T + sq[None]
+        dt[np.arange(50), top] = np.inf
+        rank_opt = (dt < dt[:, [o]]).sum(1)
+        res[name] = {"knn10_spearman_valid": float(spearmanr(y[sub], y[nn].mean(1))[0]),
+                     "top50_cells_with_optimum_in_10nn": int((rank_opt < 10).sum()),
+                     "median_rank_of_optimum_from_top50": float(np.median(rank_opt))}
+    return res
+
+
 def run_bo(space, ev, model: str, seed: int, params: dict, queries: int) -> dict:
     """One arch2vec-BO search (plain ask/tell loop): best-by-validation cell and its test accuracy."""
     s = get_strategy("arch2vec-bo", space, seed=seed, model=model, **params)
@@ -108,6 +162,8 @@ def main() -> None:
     ap.add_argument("--configs", default="default")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--thread-check", type=int, default=None, help="pretraining seed for the 1- vs 2-thread check")
+    ap.add_argument("--short-thread-check", type=int, default=None,
+                    help="pretraining seed: only the short 1- vs 2-thread check (1 epoch, 2,000 cells), then exit")
     ap.add_argument("--thread-check-seeds", default=None, help="search seeds for the 2-thread model (default --seeds)")
     ap.add_argument("--work", default="/tmp/arch2vec-robust")
     ap.add_argument("--data", default=None)
@@ -117,6 +173,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     space = get_space("nb201")
+    if args.short_thread_check is not None:
+        short_thread_check(space, args.short_thread_check, work / "short")
+        return
     table = NB201Table.load("cifar10", args.data)
     ev = TabularEvaluator(space, table, 200)
     seeds = parse_seeds(args.seeds)
@@ -142,6 +201,8 @@ def main() -> None:
         print("thread check:", out["thread_check"], flush=True)
         if not out["thread_check"]["caller_1_vs_2_threads"]["embeddings_bit_identical"]:
             models[f"seed{k}-2threads"] = pair[2]  # its search, beside the 1-thread model's
+    out["latent_diagnosis"] = latent_diagnosis(table, {k: v for k, v in models.items() if "threads" not in k})
+    print("latent diagnosis:", out["latent_diagnosis"], flush=True)
     done = {}
     log = work / "runs.jsonl"
     if log.exists():

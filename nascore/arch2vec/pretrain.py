@@ -45,6 +45,13 @@ The default folder is ``user_cache_root()/arch2vec/<space>[-gae]`` (:func:`defau
 :func:`load_embeddings` loads (or computes and caches) the embeddings for a model, pretraining
 with the defaults first when asked and the model is missing.
 
+Thread count: the pretraining and the cached embeddings run on :data:`PRETRAIN_THREADS` (1) torch
+threads whatever the caller's setting, so a model pretrained on first use inside a 2-thread
+process is the same model as one from ``nascore arch2vec pretrain`` (with 1 and 2 threads the
+weights already differ after one epoch, and a different model is a different search: arch2vec-BO
+on NB201 moves by up to 0.2 points between pretraining seeds, ``benchmarks/RESULTS.md``).
+``pretrain(..., threads=None)`` keeps the caller's thread count (the behaviour before issue 15).
+
 One writer per output folder: :func:`pretrain` checks ``output`` (a folder, or creatable; none of
 the files above a non-file) and takes its lock (:func:`nascore.lock.folder_lock`) *before* it
 builds the data or trains, so an unusable ``--output`` or one another process is writing is a
@@ -91,8 +98,8 @@ SCHEDULES = ("ours", "released")
 RELEASED_DROPOUT = 0.3
 #: torch threads of :func:`pretrain` and of the embeddings :func:`load_embeddings` computes. The
 #: result of a pretraining depends on the thread count (float reductions are split differently:
-#: seed 0 with 1 and with 2 threads gives different weights and a different search, see
-#: benchmarks/RESULTS.md "arch2vec-BO robustness"), so it is fixed rather than inherited.
+#: seed 0 with 1 and with 2 threads gives different weights after one epoch, while two 1-thread
+#: runs are bit-identical; benchmarks/RESULTS.md, arch2vec "Search"), so it is fixed, not inherited.
 PRETRAIN_THREADS = 1
 #: the files :func:`pretrain` writes into its output folder
 OUTPUT_FILES = ("model.pt", "gin_encoder.pt", "metrics.json", "embeddings.npz")
