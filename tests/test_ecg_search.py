@@ -333,3 +333,82 @@ def test_eg_nas_end_to_end_on_darts1d(fake, tmp_path):
         assert (tmp_path / "eg" / name).is_file(), name
     ckpt = __import__("torch").load(tmp_path / "eg" / "final" / "checkpoint.pt", weights_only=True)
     assert ckpt["model"] == "darts1d" and ckpt["hparams"]["genotype"] == res["best_arch"]
+
+
+# --------------------------------------------------------------------------- eg-nas: released EG-NAS choices
+
+def _egnas_supernet(monkeypatch, argv):
+    """The ``supernet`` settings ``ecgnas search`` passes to ecg_search for ``argv`` (not run)."""
+    import ecgnas.search
+
+    seen = {}
+
+    def fake_search(output, **kw):
+        seen.update(kw)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(ecgnas.search, "ecg_search", fake_search)
+    assert cli(["search", "--output", "unused", "--quiet"] + argv) == 2
+    return seen.get("supernet")
+
+
+def test_eg_nas_released_options_parse_like_nascore_egnas(monkeypatch, capsys):
+    from nascore.egnas import RELEASED_ES
+    from ecgnas.supernet import ecg_search_config
+
+    # defaults: nothing recorded, so run folders written before these options keep resuming
+    assert _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--supernet-epochs", "3"]) == {"epochs": 3}
+    assert _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--sigma-schedule", "paper", "--op-set", "released",
+                                         "--pool-bn", "--no-bn-running-stats", "--mean-noise", "0"]) == {}
+    released = _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--released"])
+    assert released == {"es": RELEASED_ES, "pool_bn": False, "bn_running_stats": True}
+    cfg = ecg_search_config(**released)  # what the supernet search runs with
+    assert len(cfg["primitives"]) == 7 and "none" not in cfg["primitives"]
+    assert cfg["es"]["sigma_schedule"] == "released" and cfg["es"]["batch_fraction"] == 0.5
+    # an explicit option overrides --released
+    sn = _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--released", "--sigma-schedule", "paper",
+                                       "--op-set", "darts", "--pool-bn"])
+    assert sn == {"es": {k: v for k, v in RELEASED_ES.items() if k != "sigma_schedule"}, "op_set": "darts",
+                  "bn_running_stats": True}
+    assert ecg_search_config(**sn)["primitives"][0] == "none" and len(ecg_search_config(**sn)["primitives"]) == 8
+    assert _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--sigma-schedule", "released",
+                                         "--es-batch-fraction", "0.25"]) == {"es": {"sigma_schedule": "released",
+                                                                                    "batch_fraction": 0.25}}
+    capsys.readouterr()
+    # other methods refuse them; bad values name the flag
+    for argv, msg in ((["--method", "random", "--released"], "--released: an eg-nas option"),
+                      (["--method", "evolution", "--no-pool-bn"], "--pool-bn: an eg-nas option"),
+                      (["--method", "eg-nas", "--es-batch-fraction", "0"], "--es-batch-fraction"),
+                      (["--method", "eg-nas", "--mean-noise", "-1"], "--mean-noise"),
+                      (["--method", "eg-nas", "--sigma-schedule", "fast"], "--sigma-schedule")):
+        with pytest.raises(SystemExit) if "fast" in argv else _nothing():
+            assert cli(["search", "--output", "unused", "--quiet"] + argv) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len([ln for ln in err.splitlines() if "error" in ln]) == 1, err
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_eg_nas_released_choices_reach_the_supernet_search(fake, tmp_path, monkeypatch):
+    sn = _egnas_supernet(monkeypatch, ["--method", "eg-nas", "--released", "--op-set", "darts"])
+    monkeypatch.undo()
+    install_fake_loader(monkeypatch, per_record=40)
+    sn.update(epochs=2, warmup=1, samples_per_epoch=128, batch_size=64, C=8, layers=3)
+    sn["es"] = {**sn["es"], "population": 4}
+    res = ecg_search(tmp_path / "eg", method="eg-nas", seed=0, supernet=sn, baseline="none", **TINY)
+    outer = json.loads((tmp_path / "eg" / "config.json").read_text())
+    assert outer["supernet"]["es"]["sigma_schedule"] == "released" and outer["supernet"]["op_set"] == "darts"
+    inner = json.loads((tmp_path / "eg" / "search" / "config.json").read_text())
+    assert inner["primitives"][0] == "none" and len(inner["primitives"]) == 8
+    assert inner["pool_bn"] is False and inner["bn_running_stats"] is True
+    assert inner["es"]["sigma_schedule"] == "released" and inner["es"]["double_softmax"] is True
+    es_log = [g for rec in read_jsonl(tmp_path / "eg" / "search" / "log.jsonl") for g in rec.get("es", [])]
+    # epoch 1 (after the 1-epoch warm-up): σ0 = 1 under the released schedule (paper: 1/2), half the batch
+    assert es_log and all(g["sigma"] == 1.0 and g["batch"] == 32 for g in es_log)
+    assert res["best_arch"].startswith("Genotype(")

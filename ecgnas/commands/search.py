@@ -13,6 +13,7 @@ Examples::
     ecgnas search --method random --max-params 20000 --output runs/small   # hardware-aware
     ecgnas search --method evolution --executor ray --workers 8 --output runs/evo-ray
     ecgnas search --method eg-nas --supernet-epochs 10 --output runs/egnas
+    ecgnas search --method eg-nas --released --output runs/egnas-released   # the released EG-NAS code's choices
     ecgnas search --method dcl-enas --multi-fidelity --search-epochs 9 --budget 30 --output runs/dcl-mf   # rungs 1,3,9
     ecgnas report runs/quick
 """
@@ -22,6 +23,8 @@ from __future__ import annotations
 import sys
 
 from nascore.cliutil import add_multi_fidelity_options, check_options, multi_fidelity_args, parse_key_values
+from nascore.commands.darts import add_supernet_options
+from nascore.commands.egnas import ES_BOUNDS, add_released_options, released_choices
 from nascore.errors import UserError
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer, number
@@ -33,7 +36,13 @@ SEARCH_BOUNDS = {**COMMON_BOUNDS, "budget": integer(1, 1_000_000), "search_epoch
                  "search_samples": integer(1, 100_000_000), "ensemble": integer(1, 20), "workers": integer(1, 4096),
                  "gpus_per_task": number(0, 1024), "supernet_epochs": integer(1, 100_000),
                  "supernet_warmup": integer(0, 100_000), "max_params": number(0, lo_open=True),
-                 "max_flops": number(0, lo_open=True), "max_latency_ms": number(0, lo_open=True)}
+                 "max_flops": number(0, lo_open=True), "max_latency_ms": number(0, lo_open=True),
+                 "es_batch_fraction": ES_BOUNDS["es_batch_fraction"], "mean_noise": ES_BOUNDS["mean_noise"]}
+#: the eg-nas options of the released EG-NAS choices (dest -> flag), refused for the other methods
+EGNAS_OPTIONS = {"op_set": "--op-set", "pool_bn": "--pool-bn", "bn_running_stats": "--bn-running-stats",
+                 "released": "--released", "sigma_schedule": "--sigma-schedule",
+                 "es_batch_fraction": "--es-batch-fraction", "normalize_candidates": "--normalize-candidates",
+                 "double_softmax": "--double-softmax", "mean_noise": "--mean-noise"}
 
 
 def register(subparsers) -> None:
@@ -97,6 +106,10 @@ def register(subparsers) -> None:
     g.add_argument("--baseline", default="auto",
                    help="auto: run the hand-designed random-search baseline into OUTPUT/baseline (default); "
                         "DIR: run or reuse it there; none: no baseline")
+    g = p.add_argument_group("eg-nas: the released EG-NAS code's choices (as `nascore egnas search`; default ours, "
+                             "except the 7 operations without 'none')")
+    add_supernet_options(g)
+    add_released_options(g)
     add_multi_fidelity_options(p, "--search-epochs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=main)
@@ -132,6 +145,7 @@ def main(args) -> int:
     elif args.workers or args.ray_address:
         raise UserError("--workers / --ray-address need --executor ray")
     supernet = {k: v for k, v in (("epochs", args.supernet_epochs), ("warmup", args.supernet_warmup)) if v is not None}
+    supernet.update(egnas_choices(args))
     baseline = args.baseline if args.baseline in ("auto", "none") else args.baseline
     res = ecg_search(args.output, method=args.method, space=args.space, budget=args.budget, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, constraints=cons,
@@ -146,6 +160,42 @@ def main(args) -> int:
         line += f"; baseline DS2 macro-F1 {res['baseline_ds2']['macro_f1']:.2f}"
     print(line + f" (report: {args.output.rstrip('/')}/report.md)", file=sys.stdout)
     return 0
+
+
+def egnas_choices(args) -> dict:
+    """The released-EG-NAS options as ``ecg_search``'s ``supernet`` settings (``es`` fields,
+    ``op_set``, ``pool_bn``, ``bn_running_stats``; resolved as ``nascore egnas search`` does,
+    :func:`nascore.commands.egnas.released_choices`), only those that differ from the default
+    search: a run at the defaults records none of them, so run folders written before these
+    options existed keep resuming. Refused (UserError) for a method other than eg-nas."""
+    from nascore.darts.train import default_primitives, resolve_primitives
+    from nascore.egnas import ESConfig
+
+    from ecgnas.methods import get_method
+    from ecgnas.spaces.darts1d import SPACE
+
+    given = [flag for dest, flag in EGNAS_OPTIONS.items()
+             if getattr(args, dest) is not None and not (dest == "released" and not args.released)]
+    entry = get_method(args.method)
+    if entry.supernet != "egnas":
+        if given:
+            raise UserError(f"{given[0]}: an eg-nas option (the released EG-NAS choices); --method {args.method} "
+                            "does not take it")
+        return {}
+    es, sn = released_choices(args, SPACE)
+    ours = ESConfig()
+    out = {}
+    changed = {k: v for k, v in es.items() if v != getattr(ours, k)}
+    if changed:
+        out["es"] = changed
+    if sn["op_set"] is not None and (resolve_primitives("egnas", SPACE, sn["op_set"])
+                                     != list(default_primitives("egnas", SPACE))):
+        out["op_set"] = sn["op_set"]
+    if sn["pool_bn"] is not True:
+        out["pool_bn"] = sn["pool_bn"]
+    if sn["bn_running_stats"] is not False:
+        out["bn_running_stats"] = sn["bn_running_stats"]
+    return out
 
 
 def _schedule_arg(args):

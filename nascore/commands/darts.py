@@ -50,6 +50,12 @@ def add_search_args(p) -> None:
                    help="seed of the weights, α, batch order, augmentation and ES noise (default 0)")
     p.add_argument("--output", default=None, help="run folder (default runs/<method>-<space>-seed<seed>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_supernet_options(p)
+
+
+def add_supernet_options(p) -> None:
+    """``--op-set``, ``--pool-bn``, ``--bn-running-stats``: the supernet choices of
+    :func:`nascore.darts.train.supernet_config` (also on ``ecgnas search --method eg-nas``)."""
     p.add_argument("--op-set", choices=("released", "darts"), default=None,
                    help="DARTS-cell operations: released = the 7 of the released EG-NAS code (no 'none'), darts = "
                         "the 8 with 'none' (default: egnas released, darts darts; the NB-201 cell has its own 5)")

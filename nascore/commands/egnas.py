@@ -46,6 +46,15 @@ def register(sub) -> None:
     s.add_argument("--es-momentum", type=float, default=0.0, help="μ in d = μ·d + (1-μ)·softmax(z*)")
     s.add_argument("--generations", type=int, default=1, help="ES generations per epoch")
     s.add_argument("--cma", action="store_true", help="true CMA-ES adaptation (cmaes library) instead of isotropic noise")
+    add_released_options(s)
+    s.set_defaults(func=search_main)
+
+
+def add_released_options(s) -> None:
+    """``--released`` and the released ES choices it presets (``--sigma-schedule``,
+    ``--es-batch-fraction``, ``--normalize-candidates``, ``--double-softmax``, ``--mean-noise``), all
+    defaulting to None (unset); read them with :func:`released_choices`. Also on ``ecgnas search
+    --method eg-nas``."""
     s.add_argument("--released", action="store_true",
                    help="every choice of the released EG-NAS code at once (the options below marked 'released'); "
                         "options given explicitly override it")
@@ -60,33 +69,42 @@ def register(sub) -> None:
                    help="α += λ·softmax(best candidate's weights) (released) instead of λ·weights")
     s.add_argument("--mean-noise", type=float, default=None,
                    help="std of Gaussian noise on the sampling mean softmax(α) (default 0; released 0.01)")
-    s.set_defaults(func=search_main)
 
 
-def es_settings(args) -> tuple[dict, dict]:
-    """``(es, supernet)`` from the options: the ES dict (:class:`nascore.egnas.ESConfig` fields) and
-    the supernet fields for :func:`nascore.darts.train.search_config`, with ``--released`` as the
-    default of every released choice left unset (:data:`nascore.egnas.RELEASED_ES`,
-    :data:`~nascore.egnas.RELEASED_SUPERNET`)."""
+def released_choices(args, space: str) -> tuple[dict, dict]:
+    """``(es, supernet)`` of the options of :func:`add_released_options` and
+    :func:`nascore.commands.darts.add_supernet_options`: the released ES choices (the
+    :data:`nascore.egnas.RELEASED_ES` fields of :class:`nascore.egnas.ESConfig`) and the supernet
+    fields ``op_set``, ``pool_bn``, ``bn_running_stats``, with ``--released`` as the default of every
+    released choice left unset and ours otherwise (``op_set`` None: the method's default; on the
+    NB-201 cell ``--released`` leaves it unset, that cell has its own 5 operations)."""
     from nascore.egnas import RELEASED_ES, RELEASED_SUPERNET, ESConfig
     ours = ESConfig()
 
     def pick(given, name, released, default):
         return given if given is not None else (released[name] if args.released else default)
 
-    es = {"population": args.population, "zeta": args.zeta, "eta": args.eta, "sigma0": args.sigma0,
-          "sigma_min": args.sigma_min, "step_size": args.step_size, "momentum": args.es_momentum,
-          "generations": args.generations, "cma": args.cma,
-          "sigma_schedule": pick(args.sigma_schedule, "sigma_schedule", RELEASED_ES, ours.sigma_schedule),
+    es = {"sigma_schedule": pick(args.sigma_schedule, "sigma_schedule", RELEASED_ES, ours.sigma_schedule),
           "batch_fraction": pick(args.es_batch_fraction, "batch_fraction", RELEASED_ES, ours.batch_fraction),
           "normalize_candidates": pick(args.normalize_candidates, "normalize_candidates", RELEASED_ES,
                                        ours.normalize_candidates),
           "double_softmax": pick(args.double_softmax, "double_softmax", RELEASED_ES, ours.double_softmax),
           "mean_noise": pick(args.mean_noise, "mean_noise", RELEASED_ES, ours.mean_noise)}
-    released_op_set = RELEASED_SUPERNET["op_set"] if args.space != "nb201" else None  # NB-201: its own 5 ops
+    released_op_set = RELEASED_SUPERNET["op_set"] if space != "nb201" else None  # NB-201: its own 5 ops
     supernet = {"op_set": args.op_set if args.op_set is not None else (released_op_set if args.released else None),
                 "pool_bn": pick(args.pool_bn, "pool_bn", RELEASED_SUPERNET, True),
                 "bn_running_stats": pick(args.bn_running_stats, "bn_running_stats", RELEASED_SUPERNET, False)}
+    return es, supernet
+
+
+def es_settings(args) -> tuple[dict, dict]:
+    """``(es, supernet)`` from the options: the ES dict (:class:`nascore.egnas.ESConfig` fields) and
+    the supernet fields for :func:`nascore.darts.train.search_config`, with ``--released`` as the
+    default of every released choice left unset (:func:`released_choices`)."""
+    released, supernet = released_choices(args, args.space)
+    es = {"population": args.population, "zeta": args.zeta, "eta": args.eta, "sigma0": args.sigma0,
+          "sigma_min": args.sigma_min, "step_size": args.step_size, "momentum": args.es_momentum,
+          "generations": args.generations, "cma": args.cma, **released}
     return es, supernet
 
 
