@@ -107,6 +107,37 @@ def _headline_val(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
             "val_F_f1": pc["F"]["f1"]}
 
 
+#: how a candidate's ``latency_ms`` is measured (``ecgnas search --latency-source``)
+LATENCY_SOURCES = ("table", "onnxruntime")
+
+
+def require_onnxruntime() -> None:
+    """Refuse (one-line UserError with the install command) ``--latency-source onnxruntime``
+    without the onnx / onnxruntime packages."""
+    from ecgnas.export import deps
+
+    deps.require("onnx", "--latency-source onnxruntime")
+    deps.require("onnxruntime", "--latency-source onnxruntime")
+
+
+def onnxruntime_latency_ms(net, in_channels: int, window: int, n_rr: int) -> float:
+    """Median onnxruntime latency (ms, batch 1, 1 thread) of ``net``
+    (:func:`ecgnas.export.latency.model_latency_ms`), rounded to 4 decimals; the global torch RNG
+    and the model's training flag are left as they were (the export must not change the training
+    that follows)."""
+    import torch
+
+    from ecgnas.export.latency import model_latency_ms
+
+    was_training = net.training
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return round(float(model_latency_ms(net, in_channels=int(in_channels), window=int(window),
+                                                n_rr=int(n_rr), batch=1, threads=1)), 4)
+    finally:
+        net.train(was_training)
+
+
 class ECGEvaluator:
     """Train-and-score evaluator for ECG search (see the module docstring).
 
@@ -120,12 +151,19 @@ class ECGEvaluator:
     ``loader``: optional picklable ``loader(data, prep, split) -> (beats, split_dict)`` replacing
     :func:`ecgnas.evaluate.load_data` (it travels to Ray workers with the evaluator);
     ``selection``: ``"holdout"`` (default) or ``"cv"`` (grouped ``folds``-fold cross-validation
-    over the DS1 records, inter-patient split only).
+    over the DS1 records, inter-patient split only); ``latency_source``: how ``latency_ms`` is
+    measured, ``"table"`` (eager torch on the trained model, the unit of the lookup table the
+    space's ``max_latency_ms`` is estimated with) or ``"onnxruntime"`` (the built model exported to
+    ONNX and timed by onnxruntime at batch 1 on 1 thread,
+    :func:`ecgnas.export.latency.model_latency_ms`, before training); ``max_latency_ms``
+    (onnxruntime only): a candidate measured slower than this is rejected untrained -- a failed
+    evaluation (NaN score, ``metrics["error"]`` says why, ``metrics["infeasible"]`` is true).
     """
 
     def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
                  seed: int = 0, cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
-                 loader=None, selection: str = "holdout", folds: int = 4):
+                 loader=None, selection: str = "holdout", folds: int = 4, latency_source: str = "table",
+                 max_latency_ms: float | None = None):
         from ecgnas.data import PrepConfig
 
         self.space = space
@@ -144,6 +182,18 @@ class ECGEvaluator:
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise UserError(f"folds: need an integer >= 2, got {folds!r}")
         self.selection, self.folds = selection, int(folds)
+        if latency_source not in LATENCY_SOURCES:
+            raise UserError(f"--latency-source: {latency_source!r} is not one of {', '.join(LATENCY_SOURCES)}")
+        if max_latency_ms is not None:
+            if latency_source != "onnxruntime":
+                raise UserError("max_latency_ms: the evaluator rejects measured latencies with --latency-source "
+                                "onnxruntime only (the table limit restricts the space)")
+            if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or \
+                    not 0 < max_latency_ms < float("inf"):
+                raise UserError(f"--max-latency-ms: expected a positive number, got {max_latency_ms!r}")
+        if latency_source == "onnxruntime":
+            require_onnxruntime()
+        self.latency_source, self.max_latency_ms = latency_source, max_latency_ms
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.loader = loader
         self._loaded: dict = {}
@@ -163,6 +213,10 @@ class ECGEvaluator:
                  "seed": self.seed}
         if self.selection != "holdout":  # absent for the hold-out, so earlier runs and caches stay valid
             ident["selection"] = f"{self.selection}{self.folds}"
+        if self.latency_source != "table":  # absent for the table: earlier runs and caches stay valid
+            ident["latency_source"] = self.latency_source
+            if self.max_latency_ms is not None:  # a rejection depends on the limit
+                ident["max_latency_ms"] = self.max_latency_ms
         return ident
 
     def _key(self, arch_key: str, cand: Mapping[str, Any]) -> str:
@@ -266,6 +320,15 @@ class ECGEvaluator:
         net = build(cand["model"], beats.window, beats.n_rr, 5, cand["hparams"], in_channels=beats.in_channels)
         n_params = count_parameters(net)
         metrics: dict[str, Any] = {"candidate": json.loads(json.dumps(cand, default=str)), "params": n_params}
+        if self.latency_source == "onnxruntime" and (self.latency or self.max_latency_ms is not None):
+            ms = onnxruntime_latency_ms(net, beats.in_channels, beats.window, beats.n_rr)
+            metrics.update({"latency_ms": ms, "latency_source": "onnxruntime"})
+            if self.max_latency_ms is not None and ms > self.max_latency_ms:
+                from ecgnas.metrics import json_clean
+
+                metrics.update({"error": f"measured onnxruntime latency {ms:.4f} ms exceeds max_latency_ms="
+                                         f"{self.max_latency_ms:g}", "infeasible": True})
+                return Result(score=math.nan, metrics=json_clean(metrics), cost=round(time.perf_counter() - t0, 3))
         if self.selection == "cv":
             from ecgnas.data import record_folds
 
@@ -310,7 +373,7 @@ class ECGEvaluator:
             x1 = torch.zeros(1, beats.in_channels, beats.window)
             r1 = torch.zeros(1, beats.n_rr)
             metrics["flops"] = count_flops(net, x1, r1)
-        if self.latency:
+        if self.latency and self.latency_source == "table":
             metrics["latency_ms"] = round(measure_latency_ms(net, beats.in_channels, beats.window, beats.n_rr,
                                                              threads=1, repeats=20, warmup=3), 4)
         score = float(metrics["val_macro_f1"])

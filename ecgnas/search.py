@@ -27,7 +27,12 @@ DS2 is used in step 2 and 3 only, for the final reports; nothing selected anythi
 Hardware-aware search: ``constraints`` = any of ``max_params``, ``max_flops``,
 ``max_latency_ms`` restricts the space (:class:`~ecgnas.spaces.constrained.ConstrainedSpace`:
 parameters and FLOPs are exact, latency is the additive lookup-table estimate of this machine);
-every evaluated candidate records its measured parameters, FLOPs and latency.
+every evaluated candidate records its measured parameters, FLOPs and latency. With
+``latency_source="onnxruntime"`` latency is instead measured per candidate with onnxruntime
+(batch 1, 1 thread, :func:`ecgnas.export.latency.model_latency_ms`): ``max_latency_ms`` then
+rejects a candidate whose measurement exceeds it (a failed evaluation, untrained) rather than
+restricting the space, and every recorded ``latency_ms`` (candidates, final model) is that
+measurement.
 
 Layout of ``output``::
 
@@ -123,7 +128,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
                selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
-               multi_fidelity=None) -> dict:
+               multi_fidelity=None, latency_source: str = "table") -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -149,7 +154,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     schedule): candidates train for each rung's epochs (the fidelity's beats per epoch), the top
     1/η of a rung go up, ``budget`` counts ``budget x top-rung`` candidate-epochs, the top rung's
     epochs become the fidelity's and ``result.json`` reports ``multi_fidelity`` (rungs, epochs
-    spent, candidates, evaluations per rung, seconds).
+    spent, candidates, evaluations per rung, seconds); ``latency_source``: ``"table"`` (the
+    lookup-table estimate restricts the space, eager torch latency is recorded) or
+    ``"onnxruntime"`` (measured per candidate, see the module docstring; needs the ``deploy``
+    extra).
     """
     from nascore.validate import MAX_SEED, integer, number
 
@@ -166,7 +174,12 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     strategy_params = entry.check_params(strategy_params)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
-    from ecgnas.evaluator import SELECTIONS
+    from ecgnas.evaluator import LATENCY_SOURCES, SELECTIONS, require_onnxruntime
+
+    if latency_source not in LATENCY_SOURCES:
+        raise UserError(f"--latency-source: {latency_source!r} is not one of {', '.join(LATENCY_SOURCES)}")
+    if latency_source == "onnxruntime":
+        require_onnxruntime()
 
     if selection not in SELECTIONS:
         raise UserError(f"--selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
@@ -202,7 +215,11 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         config["final_ensemble"] = int(ensemble)
     if schedule is not None:  # absent without it: earlier run folders keep resuming
         config["multi_fidelity"] = schedule.to_dict()
-    space_obj = None if supernet_kind else get_search_space(space, cons, prep)
+    if latency_source != "table":  # absent for the table: earlier run folders keep resuming
+        config["latency_source"] = latency_source
+    measured_limit = cons.get("max_latency_ms") if latency_source == "onnxruntime" else None
+    space_cons = {k: v for k, v in cons.items() if not (k == "max_latency_ms" and measured_limit is not None)}
+    space_obj = None if supernet_kind else get_search_space(space, space_cons, prep)
     # everything that can refuse this command is checked before the first byte is written, so a
     # corrected command is never refused because a refused one left a config.json behind
     if executor not in EXECUTORS:
@@ -225,7 +242,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
 
         evaluator = ECGEvaluator(space_obj, fidelity, prep=prep, data=data, split=split, seed=int(seed),
                                  cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals",
-                                 latency=latency, selection=selection)
+                                 latency=latency, selection=selection, latency_source=latency_source,
+                                 max_latency_ms=measured_limit)
     from nascore.run import claim_folder
 
     with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
@@ -248,9 +266,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                   fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
                                   executor_options=executor_options, batch_size=batch_size, baseline="none",
                                   eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
-                                  progress=progress, wait=True, multi_fidelity=schedule)
+                                  progress=progress, wait=True, multi_fidelity=schedule,
+                                  latency_source=latency_source)
         ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
-        hw = final_hardware(ckpt, latency)
+        hw = final_hardware(ckpt, latency, latency_source)
         result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
                   "best_arch": found["arch"], "best_candidate": found["candidate"],
                   "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
@@ -282,8 +301,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         return result
 
 
-def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
-    """FLOPs per beat and measured CPU latency (ms, one thread) of a checkpoint's model."""
+def final_hardware(ckpt: Mapping[str, Any], latency: bool = True, latency_source: str = "table") -> dict:
+    """FLOPs per beat and measured CPU latency (ms, one thread) of a checkpoint's model: eager
+    torch (``latency_source="table"``) or onnxruntime at batch 1 (``"onnxruntime"``)."""
     import torch
 
     from ecgnas.evaluate import model_from_checkpoint
@@ -292,7 +312,14 @@ def final_hardware(ckpt: Mapping[str, Any], latency: bool = True) -> dict:
     net = model_from_checkpoint(ckpt)
     shape = (int(ckpt.get("in_channels", 1)), int(ckpt["window"]), int(ckpt["n_rr"]))
     flops = count_flops(net, torch.zeros(1, shape[0], shape[1]), torch.zeros(1, shape[2]))
-    ms = round(measure_latency_ms(net, *shape, threads=1, repeats=30, warmup=5), 4) if latency else None
+    if not latency:
+        ms = None
+    elif latency_source == "onnxruntime":
+        from ecgnas.evaluator import onnxruntime_latency_ms
+
+        ms = onnxruntime_latency_ms(net, *shape)
+    else:
+        ms = round(measure_latency_ms(net, *shape, threads=1, repeats=30, warmup=5), 4)
     return {"flops": flops, "latency_ms": ms}
 
 
@@ -340,6 +367,8 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
                                           "constraints", "strategy_params", "latency")}
     if selection != "holdout":
         run_config["selection"] = selection
+    if "latency_source" in config:
+        run_config["latency_source"] = config["latency_source"]
     if schedule is not None:
         run_config["multi_fidelity"] = schedule.to_dict()
     bar = None

@@ -412,3 +412,71 @@ def test_eg_nas_released_choices_reach_the_supernet_search(fake, tmp_path, monke
     # epoch 1 (after the 1-epoch warm-up): σ0 = 1 under the released schedule (paper: 1/2), half the batch
     assert es_log and all(g["sigma"] == 1.0 and g["batch"] == 32 for g in es_log)
     assert res["best_arch"].startswith("Genotype(")
+
+
+# --------------------------------------------------------------------------- measured (onnxruntime) latency
+
+def test_onnxruntime_latency_is_measured_on_the_candidate_and_not_the_table(fake, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import ecgnas.spaces  # noqa: F401
+    from nascore.spaces import get_space
+
+    space = get_space("ecg-cell")
+    a = space.sample(np.random.default_rng(1))
+    ev = ECGEvaluator(space, FID, prep=PREP, seed=3, latency_source="onnxruntime")
+    m = ev(a).metrics
+    assert m["latency_source"] == "onnxruntime" and 0 < m["latency_ms"] < 1000
+    assert ev.identity()["latency_source"] == "onnxruntime"
+    assert "latency_source" not in ECGEvaluator(space, FID, prep=PREP, seed=3).identity()  # old caches stay valid
+    with pytest.raises(UserError, match="--latency-source: 'eager' is not one of table, onnxruntime"):
+        ECGEvaluator(space, FID, prep=PREP, latency_source="eager")
+
+
+def test_measured_latency_limit_rejects_slow_candidates(fake, tmp_path, monkeypatch):
+    import ecgnas.evaluator
+
+    calls = []
+
+    def fake_ms(net, in_channels, window, n_rr):  # the first candidate is "slow", the rest fast
+        calls.append((in_channels, window, n_rr))
+        return 5.0 if len(calls) == 1 else 0.5
+
+    monkeypatch.setattr(ecgnas.evaluator, "onnxruntime_latency_ms", fake_ms)
+    res = ecg_search(tmp_path / "ort", method="random", seed=0, constraints={"max_latency_ms": 1.0},
+                     latency_source="onnxruntime", baseline="none", **{**TINY, "budget": 3})
+    hist = read_jsonl(tmp_path / "ort" / "search" / "history.jsonl")
+    assert len(hist) == 3 and calls[0] == (2, 54, 5)  # the beats' shape: 2 channels, 54 samples, 5 RR
+    slow = hist[0]
+    assert slow["score"] is None and slow["metrics"]["infeasible"] is True and slow["metrics"]["latency_ms"] == 5.0
+    assert "exceeds max_latency_ms=1" in slow["metrics"]["error"] and "val_macro_f1" not in slow["metrics"]
+    assert all(h["score"] is not None and h["metrics"]["latency_ms"] == 0.5 for h in hist[1:])
+    assert res["latency_ms"] == 0.5  # the final model is measured the same way
+    cfg = json.loads((tmp_path / "ort" / "config.json").read_text())
+    assert cfg["latency_source"] == "onnxruntime" and cfg["constraints"] == {"max_latency_ms": 1.0}
+    assert json.loads((tmp_path / "ort" / "search" / "config.json").read_text())["latency_source"] == "onnxruntime"
+
+
+def test_latency_source_option_and_missing_onnxruntime(monkeypatch, capsys, tmp_path):
+    import sys
+
+    import ecgnas.search
+
+    seen = {}
+
+    def fake_search(output, **kw):
+        seen.update(kw)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(ecgnas.search, "ecg_search", fake_search)
+    base = ["search", "--method", "random", "--output", "unused", "--quiet"]
+    assert cli(base) == 2 and seen["latency_source"] == "table"
+    assert cli(base + ["--latency-source", "onnxruntime", "--max-latency-ms", "2"]) == 2
+    assert seen["latency_source"] == "onnxruntime" and seen["constraints"]["max_latency_ms"] == 2.0
+    with pytest.raises(SystemExit):
+        cli(base + ["--latency-source", "tflite"])
+    assert "--latency-source" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(UserError, match=r"^--latency-source onnxruntime needs the 'onnxruntime' package.*pip install"):
+        ecg_search(tmp_path / "none", method="random", latency_source="onnxruntime", baseline="none", **TINY)
+    assert not (tmp_path / "none").exists()

@@ -48,6 +48,7 @@ EGNAS_OPTIONS = {"op_set": "--op-set", "pool_bn": "--pool-bn", "bn_running_stats
 def register(subparsers) -> None:
     from ecgnas.evaluator import DEFAULT_FIDELITY
     from ecgnas.methods import METHODS, all_spaces
+    from ecgnas.evaluator import LATENCY_SOURCES
     from ecgnas.search import CONSTRAINTS, EXECUTORS
     from ecgnas.train import DEVICES, TrainConfig
 
@@ -85,7 +86,12 @@ def register(subparsers) -> None:
         g.add_argument("--" + c.replace("_", "-"), type=float, default=None,
                        help={"max_params": "at most this many parameters",
                              "max_flops": "at most this many FLOPs per beat",
-                             "max_latency_ms": "at most this CPU latency per beat (ms, lookup-table estimate)"}[c])
+                             "max_latency_ms": "at most this CPU latency per beat (ms; see --latency-source)"}[c])
+    g.add_argument("--latency-source", choices=LATENCY_SOURCES, default="table",
+                   help="table: --max-latency-ms restricts the space by a per-operation lookup table of eager-torch "
+                        "ms, eager latency recorded (default); onnxruntime: each candidate is exported and timed "
+                        "with onnxruntime (batch 1, 1 thread), --max-latency-ms rejects it when slower and its "
+                        "latency_ms is that measurement (pip install -e '.[deploy]')")
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: evaluate in this process (default); ray: parallel Ray tasks (pip install -e '.[ray]')")
@@ -152,7 +158,8 @@ def main(args) -> int:
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
-                     ensemble=args.ensemble, progress=not args.quiet, multi_fidelity=_schedule_arg(args))
+                     ensemble=args.ensemble, progress=not args.quiet, multi_fidelity=_schedule_arg(args),
+                     latency_source=args.latency_source)
     ds2 = res["ds2"]
     line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
             f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")

@@ -79,8 +79,8 @@ def machine() -> dict:
 def model_latency_ms(model, *, in_channels: int, window: int, n_rr: int, batch: int = 1, threads: int = 1,
                      repeats: int = 50, warmup: int = 10) -> float:
     """Median onnxruntime latency (ms per call) of an in-memory model: exported to a temporary ONNX
-    file (:func:`ecgnas.export.graph.export_onnx`) and timed by :func:`measure`. The building block
-    for a search limit on measured latency (not wired into ``ecgnas search`` yet)."""
+    file (:func:`ecgnas.export.graph.export_onnx`) and timed by :func:`measure`. ``ecgnas search
+    --latency-source onnxruntime`` measures every candidate with it (:mod:`ecgnas.evaluator`)."""
     import tempfile
     from pathlib import Path
 
