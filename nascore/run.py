@@ -218,24 +218,8 @@ def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, execu
             n = min(n, rem)
         archs = strategy.ask(n)
         strings = [space.to_string(a) for a in archs]
-        results: list[Result | None] = [None] * len(archs)
-        todo = []
-        for k, s in enumerate(strings):
-            rec = by_index.get(n_asked + k)
-            if rec is None:
-                todo.append(k)
-                continue
-            if rec["arch"] != s:
-                raise UserError(f"{hist_path}: evaluation {n_asked + k} recorded {rec['arch']!r} but the strategy "
-                                f"now proposes {s!r}; the folder was written with other code or settings")
-            results[k] = Result.from_dict(rec)
-        for j, res in executor.map(evaluator, [archs[k] for k in todo]):
-            k = todo[j]
-            results[k] = res
-            rec = {"i": n_asked + k, "arch": strings[k], **res.to_dict(),
-                   "wall": round(time.perf_counter() - t0, 4)}
-            append_jsonl(hist_path, [rec])
-            by_index[rec["i"]] = rec
+        results = _replay_or_evaluate(hist_path, by_index, n_asked, strings, None, executor, evaluator,
+                                      archs, t0)
         for k in range(len(archs)):
             rec = by_index[n_asked + k]
             cum_cost += float(rec["cost"])
@@ -249,6 +233,40 @@ def _run_locked(space, strategy, evaluator, budget, out_dir: Path, config, execu
     result["wall_seconds"] = round(time.perf_counter() - t0, 4)
     atomic_write_json(out_dir / "result.json", result)
     return result
+
+
+def _replay_or_evaluate(hist_path: Path, by_index: dict[int, dict], first: int, strings: list[str],
+                        rungs: list[tuple[int, int]] | None, executor, call, args: list, t0: float) -> list:
+    """The results of one batch of asks numbered ``first, first + 1, ...`` (``strings``: their
+    architectures; ``rungs``: ``(rung, epochs)`` per ask in a multi-fidelity run, else None).
+
+    An ask already in the history (same index, architecture and rung) is replayed; the others
+    are evaluated by ``call(args[j])`` through ``executor``, and each result is appended to the
+    history as soon as it arrives, so a crash loses at most the evaluations in flight. A recorded
+    ask that differs from the one made now is an error (the folder was written by other code)."""
+    results: list[Result | None] = [None] * len(strings)
+    todo = []
+    for j, s in enumerate(strings):
+        rec = by_index.get(first + j)
+        if rec is None:
+            todo.append(j)
+            continue
+        rung = None if rungs is None else rungs[j][0]
+        if rec["arch"] != s or rec.get("rung") != rung:
+            was = "" if rungs is None else f" at rung {rec.get('rung')}"
+            now = "" if rungs is None else f" at rung {rung}"
+            raise UserError(f"{hist_path}: evaluation {first + j} recorded {rec['arch']!r}{was} but the search now "
+                            f"asks for {s!r}{now}; the folder was written with other code or settings")
+        results[j] = Result.from_dict(rec)
+    for m, res in executor.map(call, [args[j] for j in todo]):
+        j = todo[m]
+        results[j] = res
+        fidelity = {} if rungs is None else {"rung": rungs[j][0], "epochs": rungs[j][1]}
+        rec = {"i": first + j, "arch": strings[j], **fidelity, **res.to_dict(),
+               "wall": round(time.perf_counter() - t0, 4)}
+        append_jsonl(hist_path, [rec])
+        by_index[rec["i"]] = rec
+    return results
 
 
 def _read_history(hist_path: Path) -> dict[int, dict]:
@@ -292,26 +310,9 @@ def _run_multi_fidelity(space, strategy, evaluator, budget: Budget, out_dir: Pat
             jobs.append((arch, k))
             pending += schedule.rungs[k]
         strings = [space.to_string(a) for a, _ in jobs]
-        results: list[Result | None] = [None] * len(jobs)
-        todo = []
-        for j, (s, (_, k)) in enumerate(zip(strings, jobs)):
-            rec = by_index.get(n_asked + j)
-            if rec is None:
-                todo.append(j)
-                continue
-            if rec["arch"] != s or rec.get("rung") != k:
-                raise UserError(f"{hist_path}: evaluation {n_asked + j} recorded {rec['arch']!r} at rung "
-                                f"{rec.get('rung')} but the search now asks for {s!r} at rung {k}; the folder was "
-                                "written with other code or settings")
-            results[j] = Result.from_dict(rec)
-        for m, res in executor.map(call, [(jobs[j][0], schedule.rungs[jobs[j][1]]) for j in todo]):
-            j = todo[m]
-            k = jobs[j][1]
-            results[j] = res
-            rec = {"i": n_asked + j, "arch": strings[j], "rung": k, "epochs": schedule.rungs[k], **res.to_dict(),
-                   "wall": round(time.perf_counter() - t0, 4)}
-            append_jsonl(hist_path, [rec])
-            by_index[rec["i"]] = rec
+        rungs = [(k, schedule.rungs[k]) for _, k in jobs]
+        results = _replay_or_evaluate(hist_path, by_index, n_asked, strings, rungs, executor, call,
+                                      [(a, epochs) for (a, _), (_, epochs) in zip(jobs, rungs)], t0)
         for j in range(len(jobs)):
             rec = by_index[n_asked + j]
             cum_cost += float(rec["cost"])
