@@ -62,3 +62,22 @@ def test_cached_embeddings_are_computed_on_the_fixed_thread_count(tmp_path, monk
         torch.set_num_threads(old)
         P._EMB_CACHE.clear()
     assert seen == [1] and emb.shape == (15625, 16)
+
+
+def test_cli_threads_option_reaches_the_pretraining(tmp_path, monkeypatch):
+    """``nascore arch2vec pretrain --threads N`` trains on N threads (not silently on the default)."""
+    from nascore.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_pretrain(space, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(P, "pretrain", fake_pretrain)
+    with pytest.raises(Stop):
+        main(["arch2vec", "pretrain", "--space", "nb201", "--threads", "2", "--output", str(tmp_path / "m"), "--quiet"])
+    assert seen["threads"] == 2

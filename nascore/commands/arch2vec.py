@@ -60,7 +60,7 @@ def register(sub) -> None:
                    help="pretrain on a seeded random sample of this size (a finite space is still embedded whole)")
     t.add_argument("--samples", type=int, default=600_000, help="distinct cells drawn for darts (default 600000, "
                                                                "as released)")
-    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these tiny graphs)")
+    t.add_argument("--threads", type=int, default=1, help="torch threads for the pretraining (default 1: fastest for these tiny graphs, and the model of a given seed is then the same on every machine; other counts give other weights)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=pretrain_main)
 
@@ -84,7 +84,7 @@ def pretrain_main(args) -> int:
                  kl_weight=args.kl_weight, hidden=args.hidden, layers=args.layers, latent=args.latent,
                  variational=not args.gae, dropout=args.dropout, clip=args.clip or None, loss_form=args.loss_form,
                  seed=args.seed, max_archs=args.max_archs, samples=args.samples, progress=not args.quiet,
-                 schedule=args.schedule, sigma_head=args.sigma_head)
+                 schedule=args.schedule, sigma_head=args.sigma_head, threads=args.threads)
     q = r["metrics"]
     t = r["train"]
     print(f"arch2vec{' (GAE)' if args.gae else ''} on {args.space}: trained on {t['n_architectures']} architectures "
