@@ -265,6 +265,14 @@ def test_cli_search_report_and_baseline_command(fake, tmp_path, capsys):
     assert cli(["report", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert "## DS2" in text and "pareto.png" in text and "random" in text
+    # the DS1 objective is reported apart from DS2, with the chosen candidate's own score
+    res = json.loads((out / "result.json").read_text())
+    objective = text.split("## Search objective", 1)[1].split("## DS2", 1)[0]
+    assert "DS1 hold-out macro-F1** of a 1-epoch training (128 beats per epoch)" in objective
+    final_holdout = "–" if res["final_val_macro_f1"] is None else f"{res['final_val_macro_f1']:.2f}"
+    assert f"| random (searched) | {res['search_val_macro_f1']:.2f} | {final_holdout} | " \
+           "not trained as an ensemble |" in objective
+    assert "DS2" not in objective.replace("None of these figures looks at DS2", "")
     assert cli(["report", str(tmp_path / "nothing")]) == 2
     rs = tmp_path / "rs"
     assert cli(["baseline", "random-search", "--trials", "2", "--search-epochs", "1", "--search-samples", "128",
@@ -275,7 +283,9 @@ def test_cli_search_report_and_baseline_command(fake, tmp_path, capsys):
     cv = tmp_path / "rs-cv"
     assert cli(["baseline", "random-search", "--trials", "1", "--search-epochs", "1", "--search-samples", "128",
                 "--epochs", "1", "--samples-per-epoch", "128", "--selection", "cv", "--output", str(cv), "--quiet"]) == 0
-    assert json.loads((cv / "result.json").read_text())["config"]["selection"] == "cv"
+    res = json.loads((cv / "result.json").read_text())
+    assert res["config"]["selection"] == "cv"
+    assert "DS1 grouped 4-fold cross-validation macro-F1" in (cv / "report.md").read_text()
     assert read_jsonl(cv / "search" / "history.jsonl")[0]["metrics"]["selection"] == "cv4"
 
 
