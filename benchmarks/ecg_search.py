@@ -41,9 +41,14 @@ def _stats(values) -> dict:
 
 
 def _row(res: dict) -> dict:
+    from ecgnas.search_report import search_objective
+
     ds2 = res["ds2"]
     pc = ds2["per_class"]
-    return {"seed": res["seed"], "best_arch": res["best_arch"], "params": res["params"], "flops": res.get("flops"),
+    mf = res.get("multi_fidelity") or {}
+    return {"seed": res["seed"], "objective": search_objective(res),
+            "final_cv_macro_f1": res.get("final_cv_macro_f1"),
+            "candidate_epochs": mf.get("candidate_epochs"), "candidates": mf.get("candidates"), "best_arch": res["best_arch"], "params": res["params"], "flops": res.get("flops"),
             "latency_ms": res.get("latency_ms"), "search_val_macro_f1": res["search_val_macro_f1"],
             "final_val_macro_f1": res["final_val_macro_f1"], "search_cost_seconds": res["search_cost_seconds"],
             "final_train_seconds": res["final_train_seconds"], "evaluations": res.get("evaluations"),
@@ -57,8 +62,9 @@ def _aggregate(rows: list[dict]) -> dict:
     out = {k: _stats(r["ds2"][k] for r in rows) for k in keys}
     out["gain_over_baseline"] = _stats(r["ds2"]["macro_f1"] - r["baseline_macro_f1"] for r in rows
                                        if r["baseline_macro_f1"] is not None)
-    for k in ("params", "search_cost_seconds", "final_train_seconds", "search_val_macro_f1", "final_val_macro_f1"):
-        out[k] = _stats(r[k] for r in rows)
+    for k in ("params", "search_cost_seconds", "final_train_seconds", "search_val_macro_f1", "final_val_macro_f1",
+              "final_cv_macro_f1", "candidate_epochs", "candidates"):
+        out[k] = _stats(r.get(k) for r in rows)
     out["search_cpu_hours"] = _stats(r["search_cost_seconds"] / 3600 for r in rows)
     out["n_seeds"] = len(rows)
     return out
@@ -74,7 +80,12 @@ def _job(job: dict) -> dict:
     fid = default_fidelity(**job["fidelity"])
     fin = final_schedule(**job["final"])
     kw = dict(budget=job["budget"], seed=job["seed"], fidelity=fid, final=fin, data=job["data"], progress=False,
-              selection=job.get("selection", "holdout"))
+              selection=job.get("selection", "holdout"), ensemble=job.get("ensemble", 1),
+              eval_cache=job.get("eval_cache"))
+    if job.get("multi_fidelity") and job["method"] != "eg-nas":
+        from nascore.multifidelity import MultiFidelity
+
+        kw["multi_fidelity"] = MultiFidelity.parse(job["multi_fidelity"]["rungs"], eta=job["multi_fidelity"]["eta"])
     if job["method"] == "baseline":
         return ecg_search(job["out"], method="random", space="resnet-family", baseline="none", **kw)
     params = dict(job.get("params") or {})
@@ -99,6 +110,15 @@ def main(argv=None) -> int:
     ap.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
                     help="how candidates are scored (methods and baseline alike; eg-nas: holdout only)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the hand-designed random-search baseline")
+    ap.add_argument("--multi-fidelity", default=None, metavar="RUNGS",
+                    help="run every ask/tell method (and the baseline) inside ASHA with these rungs, e.g. 1,3,9; "
+                         "--budget then counts budget x top-rung candidate-epochs")
+    ap.add_argument("--eta", type=int, default=3)
+    ap.add_argument("--ensemble", type=int, default=1, help="final model: K record-fold models (gives a DS1 CV score)")
+    ap.add_argument("--final-epochs", type=int, default=None, help="final schedule epochs (default: the recipe's)")
+    ap.add_argument("--eval-cache", action="store_true",
+                    help="one evaluation cache for all runs of a seed (WORK/evals-s<seed>); candidates a "
+                         "method shares with another are trained once")
     args = ap.parse_args(argv)
 
     work = Path(args.work)
@@ -106,8 +126,11 @@ def main(argv=None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     common = {"budget": args.budget, "data": args.data,
               "fidelity": {"epochs": args.search_epochs, "samples_per_epoch": args.search_samples},
-              "final": {}, "supernet": {"epochs": args.supernet_epochs, "warmup": args.supernet_warmup},
-              "selection": args.selection}
+              "final": {} if args.final_epochs is None else {"epochs": args.final_epochs},
+              "supernet": {"epochs": args.supernet_epochs, "warmup": args.supernet_warmup},
+              "selection": args.selection, "ensemble": args.ensemble,
+              "multi_fidelity": None if args.multi_fidelity is None else {
+                  "rungs": [int(r) for r in args.multi_fidelity.split(",")], "eta": args.eta}}
     t0 = time.time()
     doc = {**header(), "settings": {**common, "methods": methods, "seeds": seeds},
            "protocol": f"inter-patient MIT-BIH: search + selection on DS1 ({args.selection}: "
@@ -134,12 +157,15 @@ def main(argv=None) -> int:
         doc["arch2vec_model"] = str(arch2vec_model(get_space("ecg-cell")))
         doc["arch2vec_pretrain_seconds_this_invocation"] = round(time.time() - t, 1)
     results: dict[str, list] = {"baseline": []}
-    base_jobs = [] if args.no_baseline else [{**common, "method": "baseline", "seed": s,
+    def cache(s):
+        return {"eval_cache": str(work / f"evals-s{s}")} if args.eval_cache else {}
+
+    base_jobs = [] if args.no_baseline else [{**common, **cache(s), "method": "baseline", "seed": s,
                                                "out": str(work / f"baseline-s{s}")} for s in seeds]
     for res in parallel_map(_job, base_jobs, args.jobs, desc="baselines"):
         results["baseline"].append(_row(res))
     save(results)
-    jobs = [{**common, "method": m, "seed": s, "out": str(work / f"{m}-s{s}"),
+    jobs = [{**common, **cache(s), "method": m, "seed": s, "out": str(work / f"{m}-s{s}"),
              "baseline": "none" if args.no_baseline else str(work / f"baseline-s{s}")} for m in methods for s in seeds]
     for job, res in zip(jobs, parallel_map(_job, jobs, args.jobs, desc="searches")):
         results.setdefault(job["method"], []).append(_row(res))
