@@ -1,0 +1,137 @@
+"""Fidelity of short NAS-Bench-201 trainings on this CPU against the benchmark's own accuracies (issue 19).
+
+Trains random NB201 cells with :class:`nascore.train_evaluator.ImageTrainEvaluator` under short
+schedules (:data:`SCHEDULES`: image size, training subset, epochs, reduced C/N) on the CIFAR-10
+training images (the JPEG copy; scored on 2,000 held-out training images, the test split is never
+read) and reports Kendall tau / Spearman rho of the trained accuracies with the table's
+``valid_acc_200`` and ``test_acc_200`` (and, as a reference, of the parameter count), plus the
+measured CPU seconds per architecture (1 torch thread).
+
+The architectures are the first ``--archs`` of a fixed random permutation of the 15,625 cells
+(``--arch-seed``), so a pilot on 12 cells is the head of the full study on 50. Resumable: every
+finished training is appended to ``--jsonl`` (and the evaluator's cache); rerunning skips them.
+
+    NASCORE_DATA=/work/shared/data python benchmarks/nb201_train_fidelity.py --schedules s16e3,s32e3 --archs 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, header  # noqa: E402
+
+#: short schedules (name -> Recipe fields); every one trains with SGD-Nesterov + cosine, batch 64
+SCHEDULES = {
+    "s16e3": dict(image_size=16, C=8, N=1, subset=5000, epochs=3),
+    "s32e3": dict(image_size=32, C=8, N=1, subset=5000, epochs=3),
+    "s16e6": dict(image_size=16, C=8, N=1, subset=2500, epochs=6),
+    "s16c16e3": dict(image_size=16, C=16, N=1, subset=5000, epochs=3),
+    "s16e4": dict(image_size=16, C=8, N=1, subset=5000, epochs=4),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schedules", default="s16e3")
+    ap.add_argument("--archs", type=int, default=50)
+    ap.add_argument("--arch-seed", type=int, default=0)
+    ap.add_argument("--data", default=None, help="CIFAR-10 folder (default $NASCORE_DATA/cifar10-jpeg)")
+    ap.add_argument("--jsonl", default="runs/nb201_train_fidelity/trainings.jsonl")
+    ap.add_argument("--cache", default="runs/train-cache", help="evaluator cache shared with the searches")
+    ap.add_argument("--out", default=str(RESULTS / "nb201_train_fidelity.json"))
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop starting trainings after this")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from nascore.benchmarks.nb201 import NB201Table
+    from nascore.data.cifar import find_cifar
+    from nascore.io import append_jsonl, atomic_write_json, read_jsonl
+    from nascore.spaces import get_space
+    from nascore.train_evaluator import ImageTrainEvaluator, Recipe
+
+    data = args.data or str(find_cifar("cifar10")[0])
+    space, table = get_space("nb201"), NB201Table.load("cifar10")
+    frame = table.frame
+    order = np.random.default_rng(args.arch_seed).permutation(len(frame))[:args.archs]
+    jsonl = Path(args.jsonl)
+    done = {(r["schedule"], r["arch"]): r for r in read_jsonl(jsonl, repair=True)} if jsonl.exists() else {}
+    names = [s for s in args.schedules.split(",") if s]
+    t_start = time.time()
+    for name in names:
+        ev = ImageTrainEvaluator(space, data, Recipe(**SCHEDULES[name]), seed=0, cache_dir=args.cache, threads=1)
+        for k in order:
+            arch = frame["arch"].iloc[int(k)]
+            if (name, arch) in done:
+                continue
+            if args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes:
+                print("time limit reached; rerun to continue", flush=True)
+                break
+            res = ev(space.from_string(arch))
+            rec = {"schedule": name, "index": int(frame["index"].iloc[int(k)]), "arch": arch, "acc": res.score,
+                   "cpu_seconds": res.metrics.get("cpu_seconds"), "wall_seconds": res.cost,
+                   "params": res.metrics.get("params"), "flops": res.metrics.get("flops"),
+                   "cached": bool(res.metrics.get("cached")),
+                   "valid_acc_200": float(frame["valid_acc_200"].iloc[int(k)]),
+                   "test_acc_200": float(frame["test_acc_200"].iloc[int(k)])}
+            append_jsonl(jsonl, [rec])
+            done[(name, arch)] = rec
+            print(f"{name} {len([1 for s, _ in done if s == name])}/{len(order)} acc {res.score:.2f} "
+                  f"cpu {rec['cpu_seconds']} s  table {rec['test_acc_200']:.2f}", flush=True)
+    summary = summarize(done, names, frame, order)
+    atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: SCHEDULES[n] for n in names},
+                                       "fixed": {"batch_size": 64, "lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                                 "weight_decay": 5e-4, "val_size": 2000, "threads": 1},
+                                       "results": summary})
+    for n, s in summary.items():
+        print(n, json.dumps(s))
+    return 0
+
+
+def summarize(done: dict, names, frame, order) -> dict:
+    from scipy.stats import kendalltau, spearmanr
+
+    out = {}
+    for name in names:
+        recs = [r for (s, _), r in done.items() if s == name]
+        if len(recs) < 3:
+            continue
+        acc = np.array([r["acc"] for r in recs], float)
+        ok = np.isfinite(acc)
+        v = np.array([r["valid_acc_200"] for r in recs])[ok]
+        t = np.array([r["test_acc_200"] for r in recs])[ok]
+        p = np.array([r["params"] for r in recs], float)[ok]
+        a = acc[ok]
+        cpu = [r["cpu_seconds"] for r in recs if not r["cached"] and r["cpu_seconds"] is not None]
+        cpu_all = [r["cpu_seconds"] for r in recs if r["cpu_seconds"] is not None]
+        tau_v = kendalltau(a, v)[0]
+        s = {"n": int(ok.sum()), "failed": int((~ok).sum()),
+             "kendall_tau_valid200": round(float(tau_v), 4), "spearman_valid200": round(float(spearmanr(a, v)[0]), 4),
+             "kendall_tau_test200": round(float(kendalltau(a, t)[0]), 4),
+             "spearman_test200": round(float(spearmanr(a, t)[0]), 4),
+             "params_kendall_tau_test200": round(float(kendalltau(p, t)[0]), 4),
+             "cpu_seconds_per_arch_mean": round(float(np.mean(cpu_all)), 2),
+             "cpu_seconds_per_arch_max": round(float(np.max(cpu_all)), 2),
+             "cpu_seconds_total": round(float(np.sum(cpu_all)), 1), "trainings_run_here": len(cpu),
+             "acc_mean": round(float(a.mean()), 2)}
+        s["tau_valid200_per_cpu_second"] = round(float(tau_v) / s["cpu_seconds_per_arch_mean"], 5)
+        # top-10 of the sample by the table: how many of them are also in our top-10
+        if len(a) >= 20:
+            top = set(np.argsort(-t)[:10]) & set(np.argsort(-a)[:10])
+            s["top10_overlap_test200"] = len(top)
+        out[name] = s
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

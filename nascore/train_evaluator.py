@@ -1,0 +1,339 @@
+"""Train-and-score evaluator for image classification: a cell's network trained on your images.
+
+:class:`ImageTrainEvaluator` is an evaluator (``evaluator(arch, fidelity=None) -> Result``) for the
+cell spaces with a trainable network (``space.build_model``; NAS-Bench-201 today,
+:func:`nascore.models.build_nb201_net`). For one architecture it
+
+1. builds the network with ``C`` channels and ``N`` cells per stage (the benchmark's C=16, N=5, or
+   a reduced one for a cheap search signal) and ``num_classes`` outputs;
+2. trains it on ``subset`` training images (a fixed random subset, :func:`nascore.data.images.holdout_split`)
+   for ``epochs`` epochs -- the **recipe** (:class:`Recipe`), the NAS-Bench-201 one scaled down:
+   SGD with Nesterov momentum 0.9, learning rate ``lr`` (0.1) decayed by a cosine to 0 over all
+   steps, weight decay 5e-4, batch ``batch_size``, cross-entropy; augmentation = random crop with
+   ``S/8`` zero-padding + horizontal flip, per image (the semantics of torchvision
+   ``v2.RandomCrop(S, padding=S//8)`` + ``v2.RandomHorizontalFlip()``, done batched on the device by
+   :class:`nascore.data.cifar.DeviceLoader`, seeded by ``(seed, epoch)``); inputs normalised with the
+   training subset's per-channel mean/std;
+3. scores it: ``Result.score`` = top-1 accuracy (%) on ``val_size`` held-out *training* images
+   (the dataset's test split is never read); ``metrics``: ``valid_accuracy``, the last epoch's
+   training accuracy and loss, ``params``, ``flops`` (multiply-adds x 2 of one image, torch's
+   ``FlopCounterMode``), ``train_seconds``, ``cpu_seconds``, ``epochs``, ``seed``, ``device``;
+   ``cost`` = wall seconds. A diverged training (non-finite loss) is a failed evaluation (NaN score,
+   ``metrics["error"]``).
+
+With a benchmark ``table`` (e.g. :class:`nascore.benchmarks.nb201.NB201Table` of CIFAR-10) the
+table's figures for the cell are added beside the trained ones, never replacing them:
+``test_accuracy`` = the table's 200-epoch test accuracy, ``table_valid_accuracy`` its 200-epoch
+validation accuracy. They are looked up after the cache, so they are not part of a cached result.
+
+**Fidelity.** ``evaluator(arch, fidelity=E)`` trains for ``E`` epochs instead of the recipe's (a
+rung of a multi-fidelity search, :mod:`nascore.multifidelity`; the cosine spans the ``E`` epochs).
+
+**Seeds and cache.** A candidate's training seed is derived from the evaluator ``seed`` and the
+architecture's canonical string (:func:`candidate_seed`), not from the order a strategy asks in,
+so the same cell under the same settings gets the same result in any search. Results are cached
+as JSON files under ``cache_dir``, keyed by a hash of (space, architecture, recipe, data, seed);
+a cached result keeps its original cost and says ``cached: true``. Entries are write-once under a
+short write lock, so searches (and the fidelity study) may share one cache while they run.
+
+**Device.** ``device="cpu"`` (default; ``threads`` torch threads, 1 by default), ``"cuda"`` or
+``"auto"``. The training and held-out images live on the device for the whole training
+(:class:`~nascore.data.cifar.DeviceLoader`); images are loaded lazily and dropped when the
+evaluator is pickled (Ray workers load their own copy).
+
+>>> ev = ImageTrainEvaluator(get_space("nb201"), data="cifar10-jpeg", recipe=Recipe(epochs=4))  # doctest: +SKIP
+>>> ev(arch).score, ev(arch).metrics["params"]                                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nascore.errors import UserError
+from nascore.evaluation import Result
+from nascore.io import atomic_write_json, read_json
+
+#: version of the training code in the cache key: bump when a change alters results
+TRAIN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a candidate is trained and scored (see the module docstring). The defaults are the
+    short CPU schedule chosen by ``benchmarks/nb201_train_fidelity.py`` (``benchmarks/RESULTS.md``)."""
+
+    epochs: int = 4
+    C: int = 8
+    N: int = 1
+    image_size: int | None = 16
+    subset: int | None = 5000
+    val_size: int | None = 2000
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    augment: bool = True
+    split_seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "C", "N", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise UserError(f"--{name.lower().replace('_', '-')}: need a positive integer, got {v!r}")
+        for name in ("image_size", "subset", "val_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise UserError(f"--{name.replace('_', '-')}: need a positive integer, got {v!r}")
+        if self.image_size is not None and self.image_size < 4:
+            raise UserError(f"--image-size: need at least 4 pixels, got {self.image_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr: need a positive number, got {self.lr!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def candidate_seed(seed: int, key: str) -> int:
+    """Training seed of one candidate: a function of the evaluator seed and the canonical string.
+
+    >>> candidate_seed(0, "a") == candidate_seed(0, "a") != candidate_seed(1, "a")
+    True
+    """
+    h = hashlib.sha256(f"{int(seed)}|{key}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is visible to torch")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise UserError(f"--device: expected cpu, cuda[:k], mps or auto; got {device!r}")
+    return device
+
+
+class ImageTrainEvaluator:
+    """Train a cell's network on images and score held-out accuracy (see the module docstring).
+
+    ``space``: a space with ``build_model(arch, C=, N=, num_classes=)``; ``data``: the image folder
+    (:func:`nascore.data.images.load_train_images`); ``recipe``: :class:`Recipe`; ``seed``: the
+    evaluation seed; ``cache_dir``: result cache (None: no cache); ``table``: optional benchmark
+    table whose figures are reported beside the trained ones; ``device``/``threads``: where and
+    with how many CPU threads to train; ``images``: optional ``(x uint8 [N,3,S,S], y, classes)`` to
+    use instead of reading ``data`` (tests, notebooks; ``data`` still names it in the cache key).
+    """
+
+    def __init__(self, space, data, recipe: Recipe | None = None, *, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None, table=None, device: str = "cpu", threads: int = 1,
+                 images=None):
+        self.space = space
+        from nascore.spaces.base import SearchSpace
+
+        if type(space).build_model is SearchSpace.build_model:
+            raise UserError(f"the {space.name} space has no trainable network in nascore (the train "
+                            "evaluator needs one; nb201 has)")
+        self.recipe = recipe if recipe is not None else Recipe()
+        if not isinstance(self.recipe, Recipe):
+            raise UserError(f"recipe: expected a Recipe, got {type(self.recipe).__name__}")
+        self.data = str(data)
+        self.seed = int(seed)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.table = table
+        self.device = device
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise UserError(f"--threads: need a positive integer, got {threads!r}")
+        self.threads = threads
+        self._images = images
+        self._prepared = None
+        if images is None:
+            from nascore.data.images import describe_folder
+
+            folder, self._layout = describe_folder(self.data)
+            self.data = str(folder.resolve())
+        else:
+            self._layout = "given"
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_prepared"] = None
+        if d["_layout"] != "given":
+            d["_images"] = None
+        return d
+
+    # --- identity ---------------------------------------------------------------------------------
+    def data_identity(self) -> dict:
+        return {"data": self.data, "layout": self._layout}
+
+    def identity(self) -> dict:
+        """What determines a result besides the architecture (recorded in a search's config)."""
+        return {"recipe": self.recipe.to_dict(), **self.data_identity(), "seed": self.seed,
+                "train_version": TRAIN_VERSION}
+
+    def key(self, arch_key: str) -> str:
+        blob = json.dumps({"space": self.space.name, "arch": arch_key, **self.identity()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    # --- evaluation --------------------------------------------------------------------------------
+    def at_epochs(self, epochs: int) -> "ImageTrainEvaluator":
+        """This evaluator training ``epochs`` epochs (sharing its loaded images)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise UserError(f"fidelity: need a whole number of epochs >= 1, got {epochs!r}")
+        ev = copy.copy(self)
+        ev.recipe = dataclasses.replace(self.recipe, epochs=int(epochs))
+        return ev
+
+    def __call__(self, arch, fidelity: int | None = None) -> Result:
+        ev = self if fidelity is None or int(fidelity) == self.recipe.epochs else self.at_epochs(int(fidelity))
+        s = self.space.to_string(arch)
+        res = ev.cached(s, arch)
+        if self.table is not None and not res.failed:
+            q = self.table.query(s, 200)
+            res.metrics["test_accuracy"] = q["test_accuracy"]
+            res.metrics["table_valid_accuracy"] = q["valid_accuracy"]
+        return res
+
+    def cached(self, arch_key: str, arch) -> Result:
+        """:meth:`evaluate` through the write-once result cache (as :class:`ecgnas`'s evaluator:
+        computed without a lock, written under a short write lock; the first entry wins)."""
+        key = self.key(arch_key)
+        path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
+        hit = self._read_cache(path, key)
+        if hit is not None:
+            return hit
+        res = self.evaluate(arch)
+        if path is not None:
+            from nascore.lock import write_lock
+
+            with write_lock(self.cache_dir, what="evaluation cache"):
+                hit = self._read_cache(path, key)
+                if hit is not None:
+                    return hit
+                atomic_write_json(path, {"key": key, "arch": arch_key, "identity": self.identity(),
+                                         "result": res.to_dict()})
+        return res
+
+    @staticmethod
+    def _read_cache(path: Path | None, key: str) -> Result | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            rec = read_json(path)
+            if rec.get("key") == key:
+                res = Result.from_dict(rec["result"])
+                res.metrics["cached"] = True
+                return res
+        except (ValueError, KeyError, OSError):
+            pass  # a damaged entry is recomputed
+        return None
+
+    def prepared(self):
+        """``(x_train, y_train, x_val, y_val, classes, mean, std)`` on the CPU (loaded once)."""
+        if self._prepared is None:
+            import torch
+
+            from nascore.data.images import _resize, holdout_split, load_train_images
+
+            r = self.recipe
+            if self._images is not None:
+                x, y, classes = self._images
+                if r.image_size is not None:
+                    x = _resize(x, r.image_size)
+            else:
+                x, y, classes = load_train_images(self.data, r.image_size)
+            tr, va = holdout_split(y, r.subset, r.val_size, r.split_seed)
+            xt, yt, xv, yv = x[tr].contiguous(), y[tr].contiguous(), x[va].contiguous(), y[va].contiguous()
+            f = xt.float() / 255
+            mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
+            std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+            self._prepared = (xt, yt, xv, yv, list(classes), mean, std)
+        return self._prepared
+
+    def evaluate(self, arch) -> Result:
+        """Train and score one architecture (no cache)."""
+        import torch
+        from torch import nn
+
+        from nascore.data.cifar import DeviceLoader
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        device = resolve_device(self.device)
+        if device == "cpu":
+            torch.set_num_threads(self.threads)
+        r = self.recipe
+        arch_key = self.space.to_string(arch)
+        seed = candidate_seed(self.seed, arch_key)
+        xt, yt, xv, yv, classes, mean, std = self.prepared()
+        torch.manual_seed(seed)
+        net = self.space.build_model(arch, C=r.C, N=r.N, num_classes=len(classes))
+        params = sum(p.numel() for p in net.parameters())
+        flops = count_flops(net, xt.shape[1:])
+        net = net.to(device)
+        size = xt.shape[-1]
+        train = DeviceLoader(xt, yt, r.batch_size, device=device, seed=seed, augment=r.augment,
+                             pad=max(1, size // 8), mean=mean, std=std, drop_last=len(yt) > r.batch_size)
+        val = DeviceLoader(xv, yv, 500, device=device, shuffle=False, mean=mean, std=std)
+        opt = torch.optim.SGD(net.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
+                              nesterov=r.nesterov)
+        total = max(1, r.epochs * len(train))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
+        loss_fn = nn.CrossEntropyLoss()
+        metrics = {"params": params, "flops": flops, "seed": seed, "device": device, "epochs": r.epochs,
+                   "image_size": int(size), "train_images": int(len(yt)), "val_images": int(len(yv))}
+        for epoch in range(r.epochs):
+            net.train()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            seen = 0
+            for x, y in train.epoch(epoch):
+                out = net(x)
+                loss = loss_fn(out, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (out.detach().argmax(1) == y).sum()
+                seen += len(y)
+            train_loss = float(loss_sum) / max(seen, 1)
+            if not math.isfinite(train_loss):
+                metrics.update({"error": f"training diverged (loss {train_loss}) in epoch {epoch + 1}"})
+                return Result(math.nan, metrics, round(time.perf_counter() - t0, 3))
+        metrics.update({"train_loss": round(train_loss, 5), "train_accuracy": round(100 * float(correct) / max(seen, 1), 4)})
+        net.eval()
+        hit = 0
+        with torch.no_grad():
+            for x, y in val.epoch(0):
+                hit += int((net(x).argmax(1) == y).sum())
+        acc = 100.0 * hit / len(yv)
+        metrics.update({"valid_accuracy": round(acc, 4), "train_seconds": round(time.perf_counter() - t0, 3),
+                        "cpu_seconds": round(time.process_time() - c0, 3)})
+        return Result(acc, metrics, cost=round(time.perf_counter() - t0, 3))
+
+
+def count_flops(net, shape) -> int | None:
+    """FLOPs (torch's count: 2 per multiply-add) of one forward pass of one image of ``shape``."""
+    import torch
+
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        was = net.training
+        net.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            net(torch.zeros(1, *shape))
+        net.train(was)
+        return int(fc.get_total_flops())
+    except Exception:  # noqa: BLE001 - a counter failure must not fail the training
+        return None
