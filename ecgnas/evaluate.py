@@ -73,22 +73,74 @@ def make_prep(fields: Mapping[str, Any] | None = None, **overrides):
     return PrepConfig(**d)
 
 
-def load_data(data=None, prep=None, split: str = "inter", progress: bool = True):
+def load_data(data=None, prep=None, split: str = "inter", progress: bool = True, dataset: str | None = None):
     """Load the beats for ``prep`` (cached by the data pipeline) and make the named split.
 
     Returns ``(beats, split_dict)`` with ``split_dict = {"train", "val", "test"}`` index arrays:
     ``"inter"`` is de Chazal's DS1/DS2 with the DS1 hold-out records as ``val``
     (:func:`ecgnas.data.inter_patient_split`); ``"intra"`` mixes beats of all records
     (:func:`ecgnas.data.intra_patient_split`, optimistic, for comparison with papers only).
+    ``dataset`` (default MIT-BIH): the database(s), see :func:`load_spec`.
     """
     from ecgnas import data as ecgdata
 
     if split not in SPLITS:
         raise UserError(f"split: {split!r} is not one of {', '.join(SPLITS)}")
-    beats = ecgdata.load_beats(data=data, config=prep if prep is not None else ecgdata.PrepConfig(),
-                               progress=progress)
-    fn = ecgdata.inter_patient_split if split == "inter" else ecgdata.intra_patient_split
-    return beats, fn(beats)
+    spec = ecgdata.DataSpec(dataset or "mitdb", prep if prep is not None else ecgdata.PrepConfig(), split)
+    return load_spec(spec, data, progress=progress)
+
+
+def load_spec(spec, data=None, progress: bool = True, cache_dir=None):
+    """``(beats, split_dict)`` of a :class:`ecgnas.data.DataSpec`.
+
+    The main database gives train / val / test: its standard split (MIT-BIH: DS1 minus hold-out /
+    hold-out / DS2), else :func:`ecgnas.data.patient_split` over its patients (``"inter"``), or the
+    optimistic beat-level split (``"intra"``). Every record of each extra database is appended to
+    ``train`` only; their record names are prefixed ``<database>:``. ``data``: one folder (the main
+    database's) or ``"name=DIR,..."`` (:func:`ecgnas.data.data_dirs`).
+    """
+    from ecgnas import data as ecgdata
+
+    dirs = ecgdata.data_dirs(data, spec.databases)
+    main = spec.main
+
+    def _load(db):
+        kw = {} if db.name == "mitdb" else {"database": db}  # MIT-BIH: the call every earlier run made
+        if cache_dir is not None:
+            kw["cache_dir"] = cache_dir
+        return ecgdata.load_beats(data=dirs[db.name], config=spec.prep, progress=progress, **kw)
+
+    beats = _load(main)
+    if spec.split == "intra":
+        parts = ecgdata.intra_patient_split(beats)
+    elif main.name == "mitdb" or main.train_split is not None:
+        parts = ecgdata.inter_patient_split(beats) if main.name == "mitdb" else ecgdata.inter_patient_split(
+            beats, database=main)
+    else:
+        parts = ecgdata.patient_split(beats, main)
+    if not spec.extra:
+        return beats, parts
+    pieces, report = [beats], dict(beats.report)
+    report["extra_training_data"] = {}
+    for db in spec.extra:
+        b = _load(db)
+        if b.window != beats.window or b.in_channels != beats.in_channels or b.n_rr != beats.n_rr:
+            raise UserError(f"--dataset {spec.database}: {db.name} beats are {b.in_channels} x {b.window} (+{b.n_rr} RR), "
+                            f"{main.name} beats {beats.in_channels} x {beats.window} (+{beats.n_rr} RR)")
+        b.record = np.char.add(f"{db.name}{ecgdata.spec.RECORD_SEP}", np.asarray(b.record).astype(str))
+        report["extra_training_data"][db.name] = {"beats": len(b), "records": len(set(b.record.tolist())),
+                                                  "counts": b.class_counts(), "data_dir": b.report.get("data_dir")}
+        pieces.append(b)
+    n0 = len(beats)
+    joined = ecgdata.Beats(x=np.concatenate([p.x for p in pieces]), rr=np.concatenate([p.rr for p in pieces]),
+                           y=np.concatenate([p.y for p in pieces]),
+                           record=np.concatenate([np.asarray(p.record).astype(str) for p in pieces]),
+                           sample=np.concatenate([p.sample for p in pieces]), fs=beats.fs, report=report,
+                           config=beats.config)
+    extra_idx = np.arange(n0, len(joined), dtype=np.int64)
+    parts = {k: np.asarray(v, np.int64) for k, v in parts.items()}
+    parts["train"] = np.concatenate([parts["train"], extra_idx])
+    return joined, parts
 
 
 def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Mapping[str, Any] | None = None,
@@ -119,7 +171,7 @@ def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Ma
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],
                     window: int, n_rr: int, n_classes: int, prep, split: str, extra: Mapping[str, Any] | None = None,
-                    in_channels: int = 1) -> None:
+                    in_channels: int = 1, dataset: str = "mitdb") -> None:
     """Write ``model``'s weights and everything needed to rebuild it, atomically.
 
     >>> # save_checkpoint(run / "checkpoint.pt", model, name="resnet", hparams={}, window=252,
@@ -135,7 +187,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: st
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name, "hparams": dict(hparams),
             "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "in_channels": int(in_channels),
             "prep": prep_dict(prep),
-            "prep_key": prep_key(prep), "split": split, **dict(extra or {}),
+            "prep_key": prep_key(prep), "split": split, "dataset": dataset, **dict(extra or {}),
             "rr_norm": isinstance(members[0], RRNormed), "offsets": [float(v) for v in offsets],
             "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in members]}
     buf = io.BytesIO()
@@ -229,15 +281,23 @@ def headline(m: Mapping[str, Any]) -> dict:
 
 
 def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, progress: bool = True,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", dataset: str | None = None, cache_dir=None) -> dict:
     """Re-evaluate the checkpoint of ``run_dir`` on ``split`` ("test" = DS2, "val" = DS1 hold-out).
 
     Reloads ``run_dir/checkpoint.pt``, rebuilds the beats with the same PrepConfig (refusing data
     whose cache key differs) and writes the evaluation into ``run_dir/eval-<split>/``. Returns
     the metrics dict.
 
+    ``dataset``: another database (registered name) for a **cross-database** evaluation: every
+    record of it (but its excluded ones) is prepared with the checkpoint's PrepConfig -- lead
+    through the database's lead map, resampled to the model's rate -- and predicted; the files go
+    to ``run_dir/eval-<dataset>/`` (metrics.json, per_record.csv, predictions.csv, confusion.png,
+    plus per_patient.csv). ``split`` does not apply then. A database the run trained on is refused.
+
     >>> # m = evaluate_run("runs/resnet-s0", "test"); m["macro_f1"]
+    >>> # m = evaluate_run("runs/resnet-s0", dataset="incartdb", data="/data/incartdb")
     """
+    from ecgnas.data import DataSpec
     from ecgnas.train import resolve_device
 
     if split not in EVAL_SPLITS:
@@ -252,10 +312,78 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, pro
     if ckpt.get("prep_key") and prep_key(prep) != ckpt["prep_key"]:
         raise UserError(f"{path}: its prep config no longer gives cache key {ckpt['prep_key']!r} "
                         f"(got {prep_key(prep)!r}); the data pipeline changed since training")
-    beats, parts = load_data(data, prep, ckpt["split"], progress=progress)
+    trained = DataSpec.from_config(ckpt, prep)  # no "dataset" in the checkpoint: MIT-BIH
+    if dataset is not None:
+        from ecgnas.datasets import get_database
+
+        target = get_database(dataset)
+        if target.name != trained.main.name:
+            if target.name in {d.name for d in trained.databases}:
+                raise UserError(f"--dataset {target.name}: {run} trained on {trained.database}, so {target.name} is not "
+                                "an unseen database (cross-database evaluation needs one the run never saw)")
+            model.to(resolve_device(device))
+            return evaluate_cross(run, model, ckpt, prep, trained, target, data, progress, cache_dir)
+    beats, parts = load_spec(trained, data, progress=progress, cache_dir=cache_dir)
     if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
         raise UserError(f"{path}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the data "
                         f"has {beats.in_channels} x {beats.window}")
     model.to(resolve_device(device))
-    title = f"{ckpt['model']} {ckpt['split']}-patient, {'DS2' if split == 'test' else 'DS1 hold-out'} ({run.name})"
-    return evaluate_indices(run / f"eval-{split}", model, beats, parts[split], title)
+    main = trained.main
+    if main.name == "mitdb":
+        where = "DS2" if split == "test" else "DS1 hold-out"
+    else:
+        where = f"{main.name} {'test' if split == 'test' else 'validation'} patients"
+    note = trained.extra_training_note()
+    title = f"{ckpt['model']} {ckpt['split']}-patient, {where} ({run.name})" + (f"; {note}" if note else "")
+    m = evaluate_indices(run / f"eval-{split}", model, beats, parts[split], title)
+    if note:
+        m = _label(run / f"eval-{split}", m, {"dataset": trained.database, "extra_training_data": note})
+    return m
+
+
+def _label(out: Path, metrics: dict, fields: Mapping[str, Any]) -> dict:
+    """Add ``fields`` after the title of an evaluation's metrics.json (rewritten atomically)."""
+    from nascore.io import atomic_write_json
+
+    head = {k: metrics[k] for k in ("title",) if k in metrics}
+    m = {**head, **dict(fields), **{k: v for k, v in metrics.items() if k not in head}}
+    atomic_write_json(Path(out) / "metrics.json", m)
+    return m
+
+
+def evaluate_cross(run: Path, model: torch.nn.Module, ckpt: Mapping[str, Any], prep, trained, target, data=None,
+                   progress: bool = True, cache_dir=None) -> dict:
+    """The cross-database part of :func:`evaluate_run` (``run_dir/eval-<target>/``)."""
+    from ecgnas import data as ecgdata
+    from ecgnas.data.prepare import console_notes
+    from ecgnas.metrics import per_record_table
+
+    kw = {} if cache_dir is None else {"cache_dir": cache_dir}
+    beats = ecgdata.load_beats(data=data, config=prep, progress=progress, database=target, **kw)
+    if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
+        raise UserError(f"{run}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the "
+                        f"{target.name} beats are {beats.in_channels} x {beats.window}")
+    out = run / f"eval-{target.name}"
+    note = trained.extra_training_note()
+    title = (f"{ckpt['model']} trained on {trained.main.name}, cross-database test on {target.name} ({run.name})"
+             + (f"; {note}" if note else ""))
+    from ecgnas.report import write_evaluation
+    from ecgnas.train import predict
+    from nascore.io import atomic_write_text
+
+    y_true = np.asarray(beats.y)
+    y_pred = predict(model, beats, np.arange(len(beats)))
+    m = write_evaluation(out, y_true, y_pred, np.asarray(beats.record), np.asarray(beats.sample), title)
+    patients = np.array([target.patient_of(r) for r in np.asarray(beats.record).astype(str)])
+    table = per_record_table(y_true, y_pred, patients).rename(columns={"record": "patient"})
+    atomic_write_text(out / "per_patient.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
+    fields = {"dataset": target.name, "database": target.title, "trained_on": trained.database,
+              "cross_database": True, "records": len(set(beats.record.tolist())),
+              "patients": (len(set(patients.tolist())) if target.patients is not None
+                           else "unknown (no record -> patient map; per_patient.csv is per record)"),
+              "preparation": {"lead": prep.lead, "fs": prep.fs, "notes": console_notes(beats.report.get("notes", [])),
+                              "skipped_records": beats.report.get("skipped_records", {}),
+                              "skipped_symbols": beats.report.get("skipped_symbols", {})}}
+    if note:
+        fields["extra_training_data"] = note
+    return _label(out, m, fields)

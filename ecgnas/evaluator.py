@@ -163,8 +163,8 @@ class ECGEvaluator:
     def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
                  seed: int = 0, cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
                  loader=None, selection: str = "holdout", folds: int = 4, latency_source: str = "table",
-                 max_latency_ms: float | None = None):
-        from ecgnas.data import PrepConfig
+                 max_latency_ms: float | None = None, dataset: str = "mitdb"):
+        from ecgnas.data import DataSpec, PrepConfig
 
         self.space = space
         self.fidelity = fidelity if fidelity is not None else default_fidelity()
@@ -175,10 +175,14 @@ class ECGEvaluator:
         if split not in ("inter", "intra"):
             raise UserError(f"split: {split!r} is not one of inter, intra")
         self.split, self.seed, self.latency = split, int(seed), bool(latency)
+        self.dataset = DataSpec(dataset or "mitdb", self.prep, split).database
         if selection not in SELECTIONS:
             raise UserError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
         if selection == "cv" and split != "inter":
             raise UserError("selection 'cv' folds the DS1 records, so it needs the inter-patient split")
+        if selection == "cv" and self.dataset != "mitdb":
+            raise UserError(f"selection 'cv' folds the MIT-BIH DS1 records; with --dataset {self.dataset} "
+                            "use --selection holdout")
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise UserError(f"folds: need an integer >= 2, got {folds!r}")
         self.selection, self.folds = selection, int(folds)
@@ -211,6 +215,8 @@ class ECGEvaluator:
         """What determines a result besides the architecture (written to the search's config)."""
         ident = {"fidelity": self.fidelity.identity(), "prep_key": self.prep.key(), "split": self.split,
                  "seed": self.seed}
+        if self.dataset != "mitdb":  # absent for MIT-BIH, so earlier runs and caches stay valid
+            ident["dataset"] = self.dataset
         if self.selection != "holdout":  # absent for the hold-out, so earlier runs and caches stay valid
             ident["selection"] = f"{self.selection}{self.folds}"
         if self.latency_source != "table":  # absent for the table: earlier runs and caches stay valid
@@ -237,7 +243,8 @@ class ECGEvaluator:
         if key not in self._loaded:
             from ecgnas.evaluate import load_data
 
-            self._loaded[key] = (self.loader or load_data)(self.data, prep, self.split, progress=False)
+            kw = {} if self.dataset == "mitdb" else {"dataset": self.dataset}
+            self._loaded[key] = (self.loader or load_data)(self.data, prep, self.split, progress=False, **kw)
         return self._loaded[key]
 
     # --- evaluation --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The run folder ends up holding::
 
-    config.json         what was run (model, hparams, split, prep config, train config, ensemble)
+    config.json         what was run (model, hparams, dataset, split, prep config, train config, ensemble;
+                        with ``--dataset a+b`` also ``extra_training_data``, said again in every report)
     train_log.jsonl     one line per epoch of the final model(s) (train loss, hold-out macro-F1, lr)
     checkpoint.pt       model name + hparams + members' weights + offsets + prep config and its key
     cv_metrics.json, oof.npz, cv_ensemble.pt   with a DS1 record cross-validation (``cv``, ensembles)
@@ -40,7 +41,9 @@ DONE_FILE = "train_summary.json"
 
 def run_identity(config: Mapping[str, Any]) -> dict:
     """The part of a config.json that defines the experiment (runtime and paths left out)."""
-    return {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train", "ensemble")}
+    ident = {k: config.get(k) for k in ("model", "hparams", "split", "prep", "train", "ensemble")}
+    ident["dataset"] = config.get("dataset") or "mitdb"  # run folders from before databases: MIT-BIH
+    return ident
 
 
 def check_output(out: Path, config: Mapping[str, Any]) -> bool:
@@ -83,14 +86,23 @@ def check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: 
                         "early stopping on the hold-out cannot be combined with record-fold cross-validation")
 
 
-def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int) -> list:
-    """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split."""
+def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int, spec=None) -> list:
+    """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split.
+    Another main database: folds over whole patients of its train + val part."""
     import numpy as np
 
     from ecgnas.data import record_folds
 
-    if split == "inter":
+    if split == "inter" and (spec is None or spec.main.name == "mitdb"):
         return record_folds(beats, k)
+    if split == "inter":
+        pool = np.concatenate([parts["train"], parts["val"]])
+        pats = np.array([spec.main.patient_of(r) for r in beats.record[pool]])
+        uniq = sorted(set(pats.tolist()))
+        if len(uniq) < k:
+            raise UserError(f"--folds {k}: {spec.main.name} has {len(uniq)} training patients")
+        order = [uniq[i] for i in np.random.default_rng(seed).permutation(len(uniq))]
+        return [np.sort(pool[np.isin(pats, order[i::k])]) for i in range(k)]
     pool = np.concatenate([parts["train"], parts["val"]])
     return [np.sort(f) for f in np.array_split(np.random.default_rng(seed).permutation(pool), k)]
 
@@ -98,7 +110,7 @@ def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int) -
 def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, Any] | None = None,
               train: TrainConfig | None = None, prep=None, split: str = "inter", data=None,
               progress: bool = True, ensemble: int = 1, members: str = "folds", decision: str = "none",
-              folds: int = 5, cv: bool = False) -> dict:
+              folds: int = 5, cv: bool = False, dataset: str = "mitdb") -> dict:
     """Train ``model`` into the run folder ``output`` and evaluate it; returns train_summary.json's dict.
 
     The recipe (``train``, default :class:`TrainConfig`: a fixed schedule, no early stopping)
@@ -117,7 +129,10 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     training.
 
     DS2 is read only to write the final evaluation. ``prep``: a :class:`ecgnas.data.PrepConfig`
-    (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``. A ``train``
+    (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``; ``dataset``: the
+    database(s) (:class:`ecgnas.data.DataSpec`; ``"mitdb+svdb"`` adds every SVDB record to the
+    training beats as extra training data, which config.json, the checkpoint, metrics.json and
+    train_summary.json all say). A ``train``
     config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
     Refuses (UserError, nothing written) a folder holding a run of another configuration;
     returns the stored summary if this run already finished.
@@ -132,18 +147,24 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     hp = dict(hparams or {})
     check_ensemble(ensemble, members, decision, folds, cfg, cv)
     fixed = cfg.select == "last" and cfg.patience is None
-    if prep is None:
-        from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec, PrepConfig
 
+    if prep is None:
         prep = PrepConfig()
+    spec = DataSpec(dataset or "mitdb", prep, split)
     fold_members = ensemble > 1 and members == "folds"
     run_cv = bool(cv) or decision == "cv" or fold_members
+    if spec.extra and run_cv:
+        raise UserError(f"--dataset {spec.database}: extra training data with the record-fold cross-validation "
+                        "(--cv, --decision cv, --ensemble with fold members) is not supported; use --members seeds")
     ens = {"k": ensemble, "members": members, "decision": decision,
            "folds": ensemble if fold_members else (folds if run_cv else None)}
-    config = {"model": model, "hparams": hp, "split": split, "prep": prep_dict(prep), "prep_key": prep_key(prep),
-              "train": cfg.identity(), "ensemble": ens,
+    config = {"model": model, "hparams": hp, "dataset": spec.database, "split": split, "prep": prep_dict(prep),
+              "prep_key": prep_key(prep), "train": cfg.identity(), "ensemble": ens,
               "runtime": {k: v for k, v in cfg.to_dict().items() if k not in cfg.identity()},
               "data": None if data is None else str(data)}
+    if spec.extra:
+        config["extra_training_data"] = spec.extra_training_note()
     in_ch, window, n_rr = prep.input_shape()
     build(model, window, n_rr, 5, hp, in_channels=in_ch)  # bad name / hparams fail here, before anything is written
     try:
@@ -157,7 +178,10 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     busy = busy_error(out, "--output")  # refused now rather than after loading the data
     if busy is not None:
         raise busy
-    beats, parts = load_data(data, prep, split, progress=progress)
+    if spec.database == "mitdb":  # the call every earlier run made (tests replace load_data by a fake)
+        beats, parts = load_data(data, prep, split, progress=progress)
+    else:
+        beats, parts = load_data(data, prep, split, progress=progress, dataset=spec.database)
     with folder_lock(out, what="--output"):  # one writer: a second process is refused, its PID named
         if check_output(out, config):  # another process finished this same run meanwhile
             return read_json(out / DONE_FILE)
@@ -168,7 +192,7 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
         try:
             return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, prep=prep, split=split,
                                        ensemble=ensemble, members=members, decision=decision, run_cv=run_cv,
-                                       ens=ens, progress=progress)
+                                       ens=ens, progress=progress, spec=spec)
         except TrainingDiverged as e:  # one line (exit 2); the folder is bound to this configuration now
             raise TrainingDiverged(f"{out}: {e} (with another --output: this folder keeps the "
                                    "diverged run's configuration)") from None
@@ -176,7 +200,7 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
 
 def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: TrainConfig, prep,
                         split: str, ensemble: int, members: str, decision: str, run_cv: bool, ens: dict,
-                        progress: bool) -> dict:
+                        progress: bool, spec=None) -> dict:
     """The training and evaluation of :func:`train_run`, in the locked run folder ``out`` whose
     ``config.json`` is written; returns the summary it writes last (``train_summary.json``)."""
     import numpy as np
@@ -195,7 +219,19 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         seed_everything(seed)
         return build(model, window, n_rr, 5, hp, in_channels=in_ch)
 
+    from ecgnas.data import DataSpec
+
+    spec = spec or DataSpec("mitdb", prep, split)
+    note = spec.extra_training_note()
+    mit = spec.main.name == "mitdb"
+    val_name, ds2_name = ("DS1 hold-out", "DS2") if mit else (f"{spec.main.name} validation patients",
+                                                               f"{spec.main.name} test patients")
     summary: dict = {"model": model, "hparams": hp, "window": window, "ensemble": ens}
+    if not mit or note:
+        summary["dataset"] = spec.database
+    if note:
+        summary["extra_training_data"] = note
+        summary["extra_training_beats"] = beats.report.get("extra_training_data", {})
     offsets = None
     cv_res = None
     if not fixed:  # the early-stopped recipe: DS1 minus hold-out, best epoch on the hold-out
@@ -206,12 +242,12 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         final, fits = net, [res]
         va = parts["val"]
         val_metrics = metrics_json(beats.y[va], predict(net, beats, va, cfg.eval_batch_size), beats.record[va])
-        atomic_write_json(out / "val_metrics.json", {"title": f"{model} DS1 hold-out", **val_metrics})
+        atomic_write_json(out / "val_metrics.json", {"title": f"{model} {val_name}", **val_metrics})
         summary["val"] = headline(val_metrics)
     else:
         ds1 = np.sort(np.concatenate([parts["train"], parts["val"]]))
         if run_cv:
-            fold_idx = _ds1_folds(beats, parts, ens["folds"], split, cfg.seed)
+            fold_idx = _ds1_folds(beats, parts, ens["folds"], split, cfg.seed, spec)
             _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ({len(ds1)} beats)")
             cv_res = cross_validate(lambda k: build(model, window, n_rr, 5, hp, in_channels=in_ch), beats, fold_idx,
                                 cfg, progress=progress,
@@ -252,12 +288,17 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         final = nets[0] if (len(nets) == 1 and offsets is None) else EnsembleModel(nets, offsets).eval()
     seconds = sum(r.train_seconds for r in fits) + (sum(s["train_seconds"] for s in cv_res["summaries"]) if cv_res else 0.0)
     save_checkpoint(out / "checkpoint.pt", final, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
-                    prep=prep, split=split, in_channels=in_ch,
-                    extra={"train": cfg.to_dict(), "ensemble": ens,
+                    prep=prep, split=split, in_channels=in_ch, dataset=spec.database,
+                    extra={"train": cfg.to_dict(), "ensemble": ens, **({"extra_training_data": note} if note else {}),
                            **({"best_epoch": fits[0].best_epoch, "val_macro_f1": fits[0].best_val_macro_f1}
                               if not fixed else {})})
-    title = f"{model}{f' x{ensemble}' if ensemble > 1 else ''} {split}-patient, DS2 ({out.name})"
+    title = (f"{model}{f' x{ensemble}' if ensemble > 1 else ''} {split}-patient, {ds2_name} ({out.name})"
+             + (f"; {note}" if note else ""))
     test_metrics = evaluate_indices(out, final, beats, parts["test"], title, cfg.eval_batch_size)
+    if note:
+        from ecgnas.evaluate import _label
+
+        test_metrics = _label(out, test_metrics, {"dataset": spec.database, "extra_training_data": note})
     te = parts["test"]
     plain = nets[0] if (fixed and len(nets) == 1) else (EnsembleModel(nets) if fixed else None)
     if offsets is not None:  # the same model without the offsets, for the ablation of the decision rule
@@ -273,7 +314,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
     if cv_res is not None and not (ensemble > 1 and members == "folds"):
         fold_ens = EnsembleModel(cv_res["members"], offsets).eval()
         save_checkpoint(out / "cv_ensemble.pt", fold_ens, name=model, hparams=hp, window=window, n_rr=n_rr,
-                        n_classes=5, prep=prep, split=split, in_channels=in_ch,
+                        n_classes=5, prep=prep, split=split, in_channels=in_ch, dataset=spec.database,
                         extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])}})
         summary["cv_ensemble_test"] = headline(metrics_json(
             beats.y[te], predict(fold_ens, beats, te, cfg.eval_batch_size), beats.record[te]))
@@ -291,7 +332,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
                         "stopped_early": first.stopped_early})
     atomic_write_json(out / DONE_FILE, summary)
     cv_txt = f"DS1 out-of-fold macro-F1 {summary['cv']['macro_f1']:.2f}; " if "cv" in summary else ""
-    _say(progress, f"{out}: {cv_txt}DS2 macro-F1 {test_metrics['macro_f1']:.2f}, accuracy "
+    _say(progress, f"{out}: {cv_txt}{ds2_name} macro-F1 {test_metrics['macro_f1']:.2f}, accuracy "
                    f"{test_metrics['accuracy']:.2f} ({seconds:.0f} s of training)")
     return summary
 

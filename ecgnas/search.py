@@ -128,7 +128,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
                selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
-               multi_fidelity=None, latency_source: str = "table") -> dict:
+               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb") -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -192,6 +192,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         fidelity = dataclasses.replace(fidelity, epochs=schedule.top)
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
     prep = prep or PrepConfig()
+    from ecgnas.data import DataSpec
+
+    spec = DataSpec(dataset or "mitdb", prep, split if split in ("inter", "intra") else "inter")
     cons = {k: number(0, lo_open=True).check(f"--{k.replace('_', '-')}", v)
             for k, v in dict(constraints or {}).items() if v is not None}
     supernet = dict(supernet or {})
@@ -217,6 +220,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         config["multi_fidelity"] = schedule.to_dict()
     if latency_source != "table":  # absent for the table: earlier run folders keep resuming
         config["latency_source"] = latency_source
+    if spec.database != "mitdb":  # absent for MIT-BIH: earlier run folders keep resuming
+        config["dataset"] = spec.database
+        if spec.extra:
+            config["extra_training_data"] = spec.extra_training_note()
     measured_limit = cons.get("max_latency_ms") if latency_source == "onnxruntime" else None
     space_cons = {k: v for k, v in cons.items() if not (k == "max_latency_ms" and measured_limit is not None)}
     space_obj = None if supernet_kind else get_search_space(space, space_cons, prep)
@@ -241,6 +248,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         from ecgnas.evaluator import ECGEvaluator
 
         evaluator = ECGEvaluator(space_obj, fidelity, prep=prep, data=data, split=split, seed=int(seed),
+                                 dataset=spec.database,
                                  cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals",
                                  latency=latency, selection=selection, latency_source=latency_source,
                                  max_latency_ms=measured_limit)
@@ -249,13 +257,14 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
         t0 = time.perf_counter()
         if supernet_kind:
-            found = _supernet_search(entry, out, config, prep, data, split, seed, progress)
+            found = _supernet_search(entry, out, config, prep, data, split, seed, progress, spec.database)
         else:
             found = _sample_search(out, config, space_obj, strategy, evaluator, executor, executor_options,
                                    batch_size, progress, selection, schedule)
         _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                        f"retraining it with the full schedule ({final.epochs} epochs)")
-        final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble)
+        final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble,
+                                 spec.database)
         from ecgnas.evaluate import load_checkpoint
 
         ds2 = read_json(out / "final" / "metrics.json")
@@ -267,10 +276,12 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                   executor_options=executor_options, batch_size=batch_size, baseline="none",
                                   eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
                                   progress=progress, wait=True, multi_fidelity=schedule,
-                                  latency_source=latency_source)
+                                  latency_source=latency_source, dataset=spec.database)
         ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
         hw = final_hardware(ckpt, latency, latency_source)
         result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
+                  **({"dataset": spec.database} if spec.database != "mitdb" else {}),
+                  **({"extra_training_data": spec.extra_training_note()} if spec.extra else {}),
                   "best_arch": found["arch"], "best_candidate": found["candidate"],
                   "search_val_macro_f1": found["score"], "final_val_macro_f1": ckpt.get("val_macro_f1"),
                   "final_cv_macro_f1": (final_summary.get("cv") or {}).get("macro_f1"),
@@ -365,6 +376,8 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
     ex = _executor(executor, executor_options)
     run_config = {k: config[k] for k in ("method", "space", "budget", "seed", "split", "fidelity", "prep",
                                           "constraints", "strategy_params", "latency")}
+    if "dataset" in config:
+        run_config["dataset"] = config["dataset"]
     if selection != "holdout":
         run_config["selection"] = selection
     if "latency_source" in config:
@@ -405,11 +418,14 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
             "cost_seconds": float(res["simulated_seconds"]), "multi_fidelity": res.get("multi_fidelity")}
 
 
-def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, progress) -> dict:
+def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, progress, dataset="mitdb") -> dict:
     from ecgnas.evaluate import load_data
     from ecgnas.supernet import egnas_ecg_search
 
-    beats, parts = load_data(data, prep, split, progress=progress)
+    if dataset == "mitdb":
+        beats, parts = load_data(data, prep, split, progress=progress)
+    else:
+        beats, parts = load_data(data, prep, split, progress=progress, dataset=dataset)
     opts = dict(config["supernet"])
     res = egnas_ecg_search(beats, {"train": parts["train"], "val": parts["val"]}, out / "search", method=entry.supernet,
                            seed=int(seed), progress=progress, **opts)
@@ -422,14 +438,14 @@ def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, pr
 
 
 def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress,
-             ensemble: int = 1) -> dict:
+             ensemble: int = 1, dataset: str = "mitdb") -> dict:
     from ecgnas.run import train_run
     from ecgnas.evaluate import make_prep
 
     cfg = dataclasses.replace(final, **dict(cand.get("train", {})))
     p = make_prep(prep.to_dict(), **cand["prep"]) if cand.get("prep") else prep
     return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, prep=p, split=split, data=data,
-                     progress=progress, ensemble=ensemble)
+                     progress=progress, ensemble=ensemble, dataset=dataset)
 
 
 def _say(progress: bool, text: str) -> None:

@@ -45,7 +45,12 @@ def register(subparsers) -> None:
     rs.add_argument("--split", choices=("inter", "intra"), default="inter",
                     help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     rs.add_argument("--output", required=True, help="run folder")
-    rs.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
+    rs.add_argument("--dataset", default="mitdb",
+                   help="database(s) from ecgnas.datasets (default mitdb); A+B adds every record of B to the training "
+                        "beats (extra training data, said in every report)")
+    rs.add_argument("--data", default=None,
+                   help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
+                        "NAME=DIR,NAME=DIR")
     rs.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
                     help=f"epochs per trial (default {DEFAULT_FIDELITY['epochs']})")
     rs.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],
@@ -84,7 +89,7 @@ def main(args) -> int:
                                 samples_per_epoch=None if args.samples_per_epoch == 0 else args.samples_per_epoch,
                                 **runtime)
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
-                     fidelity=fidelity, final=final, data=args.data, split=args.split, baseline="none",
+                     fidelity=fidelity, final=final, data=args.data, split=args.split, dataset=args.dataset, baseline="none",
                      eval_cache=args.eval_cache, selection=args.selection, ensemble=args.ensemble,
                      progress=not args.quiet, multi_fidelity=_schedule_arg(args))
     t = res["ds2"]

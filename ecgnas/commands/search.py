@@ -61,7 +61,12 @@ def register(subparsers) -> None:
     p.add_argument("--budget", type=int, default=24, help="candidate evaluations (sample-based methods; default 24)")
     p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed; default 0)")
     p.add_argument("--output", required=True, help="run folder")
-    p.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
+    p.add_argument("--dataset", default="mitdb",
+                   help="database(s) from ecgnas.datasets (default mitdb); A+B adds every record of B to the training "
+                        "beats (extra training data, said in every report)")
+    p.add_argument("--data", default=None,
+                   help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
+                        "NAME=DIR,NAME=DIR")
     p.add_argument("--split", choices=("inter", "intra"), default="inter",
                    help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     g = p.add_argument_group("candidate training (search fidelity)")
@@ -154,7 +159,7 @@ def main(args) -> int:
     supernet.update(egnas_choices(args))
     baseline = args.baseline if args.baseline in ("auto", "none") else args.baseline
     res = ecg_search(args.output, method=args.method, space=args.space, budget=args.budget, seed=args.seed,
-                     fidelity=fidelity, final=final, data=args.data, split=args.split, constraints=cons,
+                     fidelity=fidelity, final=final, data=args.data, split=args.split, dataset=args.dataset, constraints=cons,
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,

@@ -74,7 +74,12 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--data", default=None, help="MIT-BIH folder (default $NASCORE_DATA/mitdb, then the user cache)")
+    p.add_argument("--dataset", default="mitdb",
+                   help="database(s) from ecgnas.datasets (default mitdb); A+B trains on A's training patients plus "
+                        "every record of B (extra training data, said in every report)")
+    p.add_argument("--data", default=None,
+                   help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
+                        "NAME=DIR,NAME=DIR")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -156,5 +161,5 @@ def main(args) -> int:
               prep=parse_window(args.window, args.template),
               split=args.split, data=args.data, progress=not args.quiet, ensemble=args.ensemble,
               members=args.members, decision=args.decision if cfg.select == "last" else "none", folds=args.folds,
-              cv=args.cv)
+              cv=args.cv, dataset=args.dataset)
     return 0

@@ -2,7 +2,8 @@
 
 Modules: :mod:`~ecgnas.data.mitdb` (WFDB reading, checksums, leads), :mod:`~ecgnas.data.preprocess`
 (:class:`PrepConfig`, filters, windows, RR features), :mod:`~ecgnas.data.pipeline`
-(:func:`load_beats`), :mod:`~ecgnas.data.cache`, :mod:`~ecgnas.data.splits`,
+(:func:`load_beats`), :mod:`~ecgnas.data.spec` (:class:`DataSpec`: database, preparation, split;
+databases are described in :mod:`ecgnas.datasets`), :mod:`~ecgnas.data.cache`, :mod:`~ecgnas.data.splits`,
 :mod:`~ecgnas.data.rpeaks` (neurokit2 detector for unannotated recordings),
 :mod:`~ecgnas.data.prepare` (``ecgnas prepare``). Dataset card: ``datasets/mitdb.md``.
 
@@ -17,7 +18,8 @@ Example::
 from .beats import Beats
 from .pipeline import load_beats
 from .preprocess import PIPELINE_VERSION, PrepConfig
+from .spec import DataSpec, data_dirs, patient_split
 from .splits import DEFAULT_HOLDOUT, IntraPatientWarning, inter_patient_split, intra_patient_split, record_folds
 
-__all__ = ["Beats", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split", "record_folds",
+__all__ = ["Beats", "DataSpec", "data_dirs", "patient_split", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split", "record_folds",
            "DEFAULT_HOLDOUT", "IntraPatientWarning"]

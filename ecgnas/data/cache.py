@@ -47,9 +47,14 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
-def cache_key(config, checksums: dict[str, str]) -> str:
-    """SHA-256 hex of the preparation parameters (with pipeline version) and the data-file checksums."""
-    blob = json.dumps({"config": config.to_dict(), "data": sorted(checksums.items())}, sort_keys=True)
+def cache_key(config, checksums: dict[str, str], database: dict | None = None) -> str:
+    """SHA-256 hex of the preparation parameters (with pipeline version) and the data-file checksums,
+    plus ``database`` (a description's identity) when given: MIT-BIH passes none, so its keys are
+    those of every earlier cache."""
+    content = {"config": config.to_dict(), "data": sorted(checksums.items())}
+    if database is not None:
+        content["database"] = database
+    blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -40,11 +40,12 @@ from nascore.paths import find_dataset, user_cache_root
 SUMS_FILE = "SHA256SUMS"
 
 
-def how_to_get() -> str:
+def how_to_get(name: str = "mitdb") -> str:
     """The hint appended to a missing-data error; it names the real download folder (the user
     cache, ``$XDG_CACHE_HOME`` respected), not a fixed ``~/.cache`` path."""
-    return ("get it with python -c \"import wfdb; wfdb.dl_database('mitdb', 'DIR')\" or "
-            f"`ecgnas prepare --download` (into {user_cache_root() / 'mitdb'}), then pass --data DIR or set "
+    opt = "" if name == "mitdb" else f" --dataset {name}"
+    return (f"get it with python -c \"import wfdb; wfdb.dl_database('{name}', 'DIR')\" or "
+            f"`ecgnas prepare{opt} --download` (into {user_cache_root() / name}), then pass --data DIR or set "
             "$NASCORE_DATA")
 
 
@@ -60,12 +61,21 @@ def find_mitdb(data: str | os.PathLike | None = None) -> Path:
     ...
     nascore.errors.DataMissingError: mitdb data not found (looked in /nonexistent/mitdb); get it with ...
     """
+    return find_database("mitdb", data, must_contain="100.hea")
+
+
+def find_database(name: str, data: str | os.PathLike | None = None, must_contain: str | None = None) -> Path:
+    """The WFDB folder of database ``name``: ``data`` if given (must hold ``.hea`` files), else
+    ``$NASCORE_DATA/<name>``, else the user cache (holding ``must_contain``, or any ``*.hea``)."""
     if data is not None:
-        folder = find_dataset("mitdb", data, how_to_get=how_to_get())
+        folder = find_dataset(name, data, how_to_get=how_to_get(name))
         if not any(folder.glob("*.hea")):
-            raise UserError(f"{folder}: no WFDB header files (*.hea) here; {how_to_get()}")
+            raise UserError(f"{folder}: no WFDB header files (*.hea) here; {how_to_get(name)}")
         return folder
-    return find_dataset("mitdb", None, must_contain="100.hea", how_to_get=how_to_get())
+    folder = find_dataset(name, None, must_contain=must_contain, how_to_get=how_to_get(name))
+    if must_contain is None and not any(folder.glob("*.hea")):
+        raise UserError(f"{folder}: no WFDB header files (*.hea) here; {how_to_get(name)}")
+    return folder
 
 
 def download_mitdb(target: str | os.PathLike | None = None) -> Path:
@@ -75,17 +85,23 @@ def download_mitdb(target: str | os.PathLike | None = None) -> Path:
     download carries no ``SHA256SUMS`` file here, so the files are hashed (for the cache key) but
     not verified against published sums.
     """
-    target = Path(target) if target is not None else user_cache_root() / "mitdb"
+    return download_database("mitdb", target)
+
+
+def download_database(name: str, target: str | os.PathLike | None = None) -> Path:
+    """Fetch PhysioNet database ``name`` with ``wfdb.dl_database`` into ``target`` (default the
+    user cache, ``~/.cache/nascore/<name>``); any failure is a one-line :class:`UserError`."""
+    target = Path(target) if target is not None else user_cache_root() / name
     try:
         import wfdb
 
         target.mkdir(parents=True, exist_ok=True)
-        wfdb.dl_database("mitdb", str(target))
+        wfdb.dl_database(name, str(target))
     except Exception as e:  # network, HTTP, disk: all reported in one line
         msg = str(e).splitlines()[0] if str(e) else ""
-        raise UserError(f"downloading mitdb from PhysioNet into {target} failed: {type(e).__name__}: {msg}") from None
+        raise UserError(f"downloading {name} from PhysioNet into {target} failed: {type(e).__name__}: {msg}") from None
     if not any(target.glob("*.hea")):
-        raise UserError(f"downloading mitdb into {target} produced no WFDB records")
+        raise UserError(f"downloading {name} into {target} produced no WFDB records")
     return target
 
 
@@ -101,14 +117,14 @@ def list_records(folder: Path) -> list[str]:
     return names
 
 
-def record_files(folder: Path, name: str) -> list[str]:
-    """File names (relative to ``folder``) that make up record ``name``: header, signal file(s), ``.atr``."""
+def record_files(folder: Path, name: str, annotator: str = "atr") -> list[str]:
+    """File names (relative to ``folder``) that make up record ``name``: header, signal file(s), annotations."""
     import wfdb
 
     hea = folder / f"{name}.hea"
     if not hea.exists():
         raise UserError(f"record {name}: header file {hea} is missing")
-    atr = folder / f"{name}.atr"
+    atr = folder / f"{name}.{annotator}"
     if not atr.exists():
         raise UserError(f"record {name}: reference annotation file {atr} is missing (for recordings without "
                         "annotations use ecgnas.data.rpeaks.unlabelled_beats)")
@@ -181,13 +197,13 @@ def file_hashes(folder: Path, names: list[str], hash_cache: Path | None = None, 
 
 
 def verify_files(folder: Path, records: list[str], hash_cache: Path | None = None,
-                 jobs: int = 2) -> tuple[dict[str, str], dict]:
+                 jobs: int = 2, annotator: str = "atr") -> tuple[dict[str, str], dict]:
     """Hash the files of ``records`` and check them against ``SHA256SUMS`` if present.
 
     Returns ``({file: sha256}, info)`` where ``info`` says whether sums were checked and which
     files they do not list. A mismatch is a :class:`UserError` naming the file.
     """
-    names = [f for r in records for f in record_files(folder, r)]
+    names = [f for r in records for f in record_files(folder, r, annotator)]
     hashes = file_hashes(folder, names, hash_cache, jobs)
     sums = read_sums(folder)
     info = {"sums_file": None, "verified": 0, "unlisted": []}
@@ -289,8 +305,15 @@ def check_signal_files(folder: Path, name: str, header) -> None:
                             "(fetch the record again)")
 
 
-def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: int = 360) -> RecordData:
+def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: int = 360, *,
+                candidates: tuple[str, ...] | None = None, fallback: str = "error",
+                annotator: str = "atr") -> RecordData:
     """Read lead ``lead`` (by signal name) and the ``atr`` annotations of record ``name``.
+
+    ``candidates``: signal names standing in for ``lead``, tried in order (a database's lead map;
+    default ``(lead,)``); ``fallback="first"``: a record with none of them uses its first signal
+    (a note says so) instead of raising :class:`LeadMissing`; ``annotator``: the annotation file's
+    extension.
 
     Raises :class:`LeadMissing` if the record has no such lead, :class:`UserError` for NaN
     samples, annotations outside the signal, a signal file shorter than its header says
@@ -313,9 +336,20 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
     except Exception as e:  # noqa: BLE001 - wfdb raises many types for a damaged header
         raise UserError(f"record {name}: cannot read header {folder / name}.hea ({_first_line(e)})") from None
     names = list(header.sig_name or [])
-    if lead not in names:
-        raise LeadMissing(f"record {name}: no lead {lead!r} (it has {', '.join(names)})")
-    idx = names.index(lead)
+    wanted = tuple(candidates) if candidates else (lead,)
+    found = [c for c in wanted if c in names]
+    lead_notes = []
+    if found:
+        idx = names.index(found[0])
+        if found[0] != lead:
+            lead_notes.append(f"record {name}: lead {lead} read from signal {found[0]!r} (the database's lead map)")
+    elif fallback == "first" and names:
+        idx = 0
+        lead_notes.append(f"record {name}: no lead {lead} ({', '.join(wanted)}); used its first signal "
+                          f"{names[0]!r} (the database's lead fallback)")
+    else:
+        alt = "" if wanted == (lead,) else f" nor {', '.join(w for w in wanted if w != lead)}"
+        raise LeadMissing(f"record {name}: no lead {lead!r}{alt} (it has {', '.join(names)})")
     check_signal_files(folder, name, header)
     try:
         rec = wfdb.rdrecord(path, channels=[idx])
@@ -326,13 +360,13 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
     except Exception as e:  # noqa: BLE001 - wfdb's own errors on a damaged signal file are not one line
         raise UserError(f"record {name}: cannot read the signals ({_first_line(e)})") from None
     try:
-        ann = wfdb.rdann(path, "atr")
+        ann = wfdb.rdann(path, annotator)
     except FileNotFoundError as e:
         raise UserError(f"record {name}: file missing: {e.filename or e}") from None
     except OSError:
         raise
     except Exception as e:  # noqa: BLE001 - e.g. a truncated .atr: "cannot reshape array ..."
-        raise UserError(f"record {name}: cannot read the annotations {folder / name}.atr ({_first_line(e)}); "
+        raise UserError(f"record {name}: cannot read the annotations {folder / name}.{annotator} ({_first_line(e)}); "
                         "the file is damaged, fetch the record again") from None
     sig = rec.p_signal[:, 0].astype(np.float64)
     bad = np.flatnonzero(np.isnan(sig))
@@ -346,8 +380,8 @@ def read_record(folder: str | os.PathLike, name: str, lead: str = "MLII", fs: in
     if samples.size and (samples[0] < 0 or samples[-1] >= len(sig)):
         raise UserError(f"record {name}: annotation at sample {samples[0] if samples[0] < 0 else samples[-1]} "
                         f"lies outside the signal (0..{len(sig) - 1})")
-    notes = []
-    if idx != 0:
+    notes = lead_notes
+    if idx != 0 and not lead_notes:
         notes.append(f"record {name}: lead {lead} is signal {idx} (stored order: {', '.join(names)})")
     fs_in = float(rec.fs)
     file_samples = samples

@@ -1,13 +1,18 @@
-"""``ecgnas prepare``: prepare (or load from cache) the MIT-BIH beats and write ``summary.json``.
+"""``ecgnas prepare``: prepare (or load from cache) the beats of a database (MIT-BIH by default) and write ``summary.json``.
 
 ``summary.json`` (in ``--output``) starts with the beat counts per inter-patient set and class,
 ``{"DS1": {"N": .., "S": .., "V": .., "F": .., "Q": ..}, "DS2": {...}}``, then: whether they equal
 the published counts, the train/val (DS1 hold-out) counts, per-record counts, skipped symbols
 and records, notes (lead order, resampling), parameters, cache key and hit, seconds taken.
 
+Another database: ``--dataset incartdb`` (any registered in :mod:`ecgnas.datasets`); its summary
+gives the counts per class over all its records (and per standard split, when it has one) and its
+description. ``--dataset mitdb+svdb`` prepares each and writes one summary per database.
+
 Example::
 
     ecgnas prepare --data ../shared/data/mitdb --output runs/prep
+    ecgnas prepare --dataset svdb --data /data/svdb --output runs/prep-svdb
     ecgnas prepare --output runs/prep --window 0.3,0.5 --filter bandpass --cache /tmp/beats
 """
 
@@ -47,8 +52,11 @@ def register(sub) -> None:
     cache = user_cache_root()  # the real folder ($XDG_CACHE_HOME respected), not a fixed ~/.cache
     p = sub.add_parser("prepare", help="prepare MIT-BIH beats (filter, windows, RR features, AAMI labels) and cache them",
                        description=doc_paragraph(__doc__, 0))
+    p.add_argument("--dataset", default="mitdb",
+                   help="database(s) from ecgnas.datasets, e.g. mitdb, incartdb, svdb, edb, or mitdb+svdb (default mitdb)")
     p.add_argument("--data", default=None,
-                   help=f"MIT-BIH WFDB folder (default $NASCORE_DATA/mitdb, then {cache / 'mitdb'})")
+                   help=f"WFDB folder (default $NASCORE_DATA/<dataset>, then {cache / '<dataset>'}); several "
+                        "databases: NAME=DIR,NAME=DIR")
     p.add_argument("--download", action="store_true",
                    help=f"first fetch the database from PhysioNet with wfdb.dl_database into --data "
                         f"(or {cache / 'mitdb'})")
@@ -101,6 +109,30 @@ def config_from_args(args):
                       bandpass_hz=_pair(args.band, "--band"), beat_norm=args.beat_norm, local_rr_beats=args.local_rr,
                       rr_norm=args.rr_norm, rr_set=args.rr_set, residual=args.residual, template=args.template,
                       missing_lead=args.missing_lead, records=_names(args.records))
+
+
+def summarize_database(beats, db) -> dict:
+    """The ``summary.json`` dictionary of a database other than MIT-BIH: counts over all its records
+    (and per standard split), per record and per patient, the preparation report and its description."""
+    import numpy as np
+
+    rep = beats.report
+    out: dict = {"database": db.name, "title": db.title, "all": beats.class_counts(), "n_beats": len(beats)}
+    for name, recs in db.splits.items():
+        out[name] = beats.class_counts(np.flatnonzero(np.isin(beats.record, recs)))
+    if db.published_counts:
+        out["matches_published_counts"] = {k: out.get(k) == dict(v) for k, v in db.published_counts.items()}
+    out["patients"] = (sorted({db.patient_of(r) for r in beats.record.tolist()}) if db.patients is not None
+                       else "unknown (no record -> patient map)")
+    for k in ("per_record", "skipped_symbols", "skipped_records", "notes", "checksums"):
+        out[k] = rep.get(k, {} if k != "notes" else [])
+    out["parameters"] = rep.get("config", beats.config.to_dict() if beats.config else {})
+    out["input_shape"] = {"in_channels": beats.in_channels, "window": beats.window, "n_rr": beats.n_rr}
+    out["fs"] = beats.fs
+    out["data_dir"] = rep.get("data_dir")
+    out["cache"] = rep.get("cache", {})
+    out["description"] = db.describe()
+    return out
 
 
 def summarize(beats, holdout=None) -> dict:
@@ -171,36 +203,51 @@ def console_notes(notes: list[str]) -> list[str]:
 
 
 def main(args) -> int:
+    from ecgnas.datasets import parse_dataset
     from nascore.io import atomic_write_json
 
-    from .mitdb import download_mitdb
+    from .mitdb import download_database
     from .pipeline import load_beats
+    from .spec import data_dirs
 
     t0 = time.perf_counter()
     cfg = config_from_args(args)
+    dbs = parse_dataset(args.dataset)
     holdout = _names(args.holdout)
     if holdout is not None:
         from ecgnas.aami import DS1
 
+        if dbs[0].name != "mitdb":
+            raise UserError(f"--holdout: only for MIT-BIH (the first --dataset is {dbs[0].name})")
         bad = [r for r in holdout if r not in DS1]
         if bad:
             raise UserError(f"--holdout: {', '.join(bad)} not in DS1 (validation records must come from DS1)")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs: need >= 1, got {args.jobs}")
-    data = args.data
-    if args.download:
-        data = download_mitdb(data)
-        print(f"downloaded mitdb into {data}")
-    beats = load_beats(data, cfg, cache_dir=args.cache, progress=not args.quiet, jobs=args.jobs)
-    summary = summarize(beats, holdout)
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    dirs = data_dirs(args.data, dbs)
     out = Path(args.output)
-    atomic_write_json(out / "summary.json", summary)
-    hit = "loaded from cache" if summary["cache"].get("hit") else "prepared"
-    print(f"{len(beats)} beats {hit} in {summary['seconds']:.1f} s "
-          f"(DS1 {sum(summary['DS1'].values())}, DS2 {sum(summary['DS2'].values())}); wrote {out / 'summary.json'}")
-    for note in console_notes(summary["notes"]):
-        print(f"note: {note}")
-    for rec, why in summary["skipped_records"].items():
-        print(f"skipped record {rec}: {why}")
+    summaries = {}
+    for db in dbs:
+        data = dirs[db.name]
+        if args.download:
+            data = download_database(db.name, data)
+            print(f"downloaded {db.name} into {data}")
+        kw = {} if db.name == "mitdb" else {"database": db}
+        beats = load_beats(data, cfg, cache_dir=args.cache, progress=not args.quiet, jobs=args.jobs, **kw)
+        summary = summarize(beats, holdout) if db.name == "mitdb" else summarize_database(beats, db)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        summaries[db.name] = summary
+        hit = "loaded from cache" if summary["cache"].get("hit") else "prepared"
+        where = (f"DS1 {sum(summary['DS1'].values())}, DS2 {sum(summary['DS2'].values())}" if db.name == "mitdb"
+                 else f"{db.name}: {len(set(beats.record.tolist()))} records")
+        print(f"{len(beats)} beats {hit} in {summary['seconds']:.1f} s ({where})")
+        for note in console_notes(summary["notes"]):
+            print(f"note: {note}")
+        for rec, why in summary["skipped_records"].items():
+            print(f"skipped record {rec}: {why}")
+    first = summaries[dbs[0].name]
+    if len(dbs) > 1:
+        first = {**first, "extra_training_data": {d.name: summaries[d.name] for d in dbs[1:]}}
+    atomic_write_json(out / "summary.json", first)
+    print(f"wrote {out / 'summary.json'}")
     return 0

@@ -58,22 +58,35 @@ def _check_nonempty(split: dict[str, np.ndarray], what: str) -> dict[str, np.nda
     return split
 
 
-def inter_patient_split(beats: Beats, holdout: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
+def inter_patient_split(beats: Beats, holdout: tuple[str, ...] | list[str] | None = None,
+                        database=None) -> dict[str, np.ndarray]:
     """``{"train": DS1 minus hold-out, "val": DS1 hold-out, "test": DS2}`` as int64 index arrays.
 
     ``holdout``: DS1 record names for validation (default :data:`DEFAULT_HOLDOUT`). A name that
-    is not a DS1 record, or an empty split, is a :class:`UserError`.
+    is not a DS1 record, or an empty split, is a :class:`UserError`. ``database`` (default
+    MIT-BIH): another description's standard split (``train_split`` / ``test_split`` / ``holdout``)
+    is used the same way.
     """
-    hold = tuple(str(r) for r in (DEFAULT_HOLDOUT if holdout is None else holdout))
-    not_ds1 = [r for r in hold if r not in DS1]
+    train_recs, test_recs, default_hold, tname = DS1, DS2, DEFAULT_HOLDOUT, "DS1"
+    if database is not None:
+        from ecgnas.datasets import get_database
+
+        db = get_database(database)
+        if db.name != "mitdb":
+            if db.train_split is None or db.test_split is None:
+                raise UserError(f"database {db.name}: no standard train / test split (use the patient-grouped split)")
+            train_recs, test_recs = tuple(db.splits[db.train_split]), tuple(db.splits[db.test_split])
+            default_hold, tname = tuple(db.holdout or ()), db.train_split
+    hold = tuple(str(r) for r in (default_hold if holdout is None else holdout))
+    not_ds1 = [r for r in hold if r not in train_recs]
     if not_ds1:
-        raise UserError(f"holdout: {', '.join(not_ds1)} not in DS1 (the validation records must come from DS1; "
-                        f"DS1 = {', '.join(DS1)})")
+        raise UserError(f"holdout: {', '.join(not_ds1)} not in {tname} (the validation records must come from "
+                        f"{tname}; {tname} = {', '.join(train_recs)})")
     rec = beats.record
     in_hold = np.isin(rec, hold)
-    in_ds1 = np.isin(rec, DS1)
+    in_ds1 = np.isin(rec, train_recs)
     split = {"train": np.flatnonzero(in_ds1 & ~in_hold), "val": np.flatnonzero(in_hold),
-             "test": np.flatnonzero(np.isin(rec, DS2))}
+             "test": np.flatnonzero(np.isin(rec, test_recs))}
     return _check_nonempty(split, "inter-patient split")
 
 

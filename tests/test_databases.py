@@ -1,0 +1,296 @@
+"""Databases as descriptions (issue 17), tested on small synthetic WFDB databases written here with
+``wfdb.wrsamp`` / ``wfdb.wrann`` -- no real files needed.
+
+Three toy databases are registered **in this file only** (nothing else in the repository knows
+them): ``toyarr`` (360 Hz, MLII + V1, MIT-BIH symbols, 4 records of 3 patients), ``toysv`` (128 Hz,
+ECG1 + ECG2, supraventricular beats marked ``S``, first-signal lead fallback) and ``toyinc``
+(257 Hz, leads I / II / V1 with ``MLII -> II``, its own symbol ``B`` for normal beats). They go
+through prepare -> train (1 epoch, 1 thread) -> cross-database evaluate end to end, which shows
+that adding a database is one description (plus its card), nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgnas.aami import SYMBOL_TO_CLASS
+from ecgnas.datasets import DATABASES, Database, get_database, parse_dataset, register, unregister
+from nascore.errors import UserError
+
+wfdb = pytest.importorskip("wfdb")
+
+TOYARR = Database(name="toyarr", title="toy arrhythmia db", fs=360, leads=("MLII", "V1"),
+                  patients={"a1": "p1", "a2": "p1", "a3": "p2", "a4": "p3"})
+TOYSV = Database(name="toysv", title="toy supraventricular db", fs=128, leads=("ECG1", "ECG2"),
+                 lead_fallback="first")
+TOYINC = Database(name="toyinc", title="toy 12-lead db", fs=257, leads=("I", "II", "V1"),
+                  lead_map={"MLII": ("II",)}, symbols={**SYMBOL_TO_CLASS, "B": "N"},
+                  patients={"i1": "q1", "i2": "q1", "i3": "q2"})
+TOYS = (TOYARR, TOYSV, TOYINC)
+#: the records of each toy database: name -> symbol used for S beats
+RECORDS = {"toyarr": ("a1", "a2", "a3", "a4"), "toysv": ("s1", "s2"), "toyinc": ("i1", "i2", "i3")}
+
+
+@pytest.fixture(autouse=True)
+def toy_registry():
+    for db in TOYS:
+        register(db, replace=True)
+    yield
+    for db in TOYS:
+        unregister(db.name)
+
+
+def _beats_plan(rng, n: int, s_symbol: str, n_symbol: str):
+    """(symbols, R-peak times in s): regular ~0.8 s rhythm with premature S beats and wide V beats."""
+    symbols, times, t = [], [], 0.6
+    for i in range(n):
+        r = rng.random()
+        sym = s_symbol if r < 0.15 else ("V" if r < 0.3 else n_symbol)
+        t += 0.5 if sym == s_symbol else 0.8
+        symbols.append(sym)
+        times.append(t)
+    return symbols, np.asarray(times)
+
+
+def write_record(folder, name: str, fs: float, leads: tuple[str, ...], main_lead: int, s_symbol="A",
+                 n_symbol="N", n_beats=60, seed=0, extra_ann=True):
+    """One synthetic record: every beat a bump on the ``main_lead`` signal (other leads: noise and a
+    smaller inverted copy), V beats wide and negative; annotations at the R peaks."""
+    rng = np.random.default_rng(seed)
+    symbols, times = _beats_plan(rng, n_beats, s_symbol, n_symbol)
+    n = int((times[-1] + 1.0) * fs)
+    t = np.arange(n) / fs
+    sig = rng.normal(0, 0.02, n)
+    for sym, tr in zip(symbols, times):
+        width, amp = (0.04, -1.2) if sym == "V" else (0.012, 1.0)
+        sig += amp * np.exp(-0.5 * ((t - tr) / width) ** 2)
+    p = np.stack([sig if k == main_lead else -0.3 * sig + rng.normal(0, 0.02, n) for k in range(len(leads))], axis=1)
+    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(leads), sig_name=list(leads), p_signal=p, fmt=["16"] * len(leads),
+                adc_gain=[1000.0] * len(leads), baseline=[0] * len(leads), write_dir=str(folder))
+    samples = np.round(times * fs).astype(int)
+    syms = list(symbols)
+    if extra_ann:  # a rhythm annotation: not a beat, skipped and counted
+        samples = np.concatenate([[5], samples])
+        syms = ["+"] + syms
+    aux = ["(N" if s == "+" else "" for s in syms]
+    wfdb.wrann(name, "atr", samples, symbol=syms, aux_note=aux, write_dir=str(folder))
+    return symbols
+
+
+def make_databases(root):
+    """The three toy databases under ``root/<name>``; returns {name: folder}."""
+    dirs = {}
+    for db in TOYS:
+        d = root / db.name
+        d.mkdir(parents=True)
+        dirs[db.name] = d
+        for k, rec in enumerate(RECORDS[db.name]):
+            if db.name == "toyarr":
+                write_record(d, rec, 360, ("MLII", "V1"), 0, "A", seed=k)
+            elif db.name == "toysv":
+                write_record(d, rec, 128, ("ECG1", "ECG2"), 0, "S", seed=10 + k)
+            else:
+                write_record(d, rec, 257, ("I", "II", "V1"), 1, "A", n_symbol="B", seed=20 + k)
+    return dirs
+
+
+@pytest.fixture
+def dbs(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # beat cache and hash cache stay in tmp
+    import ecgnas.data.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_default_jobs", lambda n: 1)  # in-process: no worker start-up on 2 cores
+    return make_databases(tmp_path / "data")
+
+
+# ------------------------------------------------------------------------------------ descriptions
+
+def test_registry_and_builtin_descriptions():
+    assert [d.name for d in parse_dataset("mitdb+svdb")] == ["mitdb", "svdb"]
+    mit = get_database("mitdb")
+    from ecgnas.aami import DS1, DS2, PACED_RECORDS, PUBLISHED_COUNTS
+    from ecgnas.data import DEFAULT_HOLDOUT
+
+    assert tuple(mit.excluded) == PACED_RECORDS and mit.splits["DS1"] == DS1 and mit.splits["DS2"] == DS2
+    assert mit.holdout == DEFAULT_HOLDOUT and dict(mit.published_counts["DS1"]) == PUBLISHED_COUNTS["DS1"]
+    inc, sv, edb = get_database("incartdb"), get_database("svdb"), get_database("edb")
+    assert (inc.fs, len(inc.leads), inc.signal_candidates("MLII")) == (257, 12, ("II",))
+    assert (sv.fs, edb.fs) == (128, 250)
+    for db in (inc, sv, edb):  # unknown facts stay unknown, never invented
+        assert db.checksums is None and db.published_counts is None
+    assert inc.patients is None and edb.patients is None
+    assert sv.symbols["S"] == "S" and mit.symbols["A"] == "S"  # merged on the AAMI class
+    for bad, msg in (("nope", "unknown database 'nope'"), ("mitdb+", "cannot read"), ("svdb+svdb", "named twice")):
+        with pytest.raises(UserError, match=msg):
+            parse_dataset(bad)
+    with pytest.raises(UserError, match="not AAMI classes"):
+        Database(name="x", title="x", fs=100, symbols={"N": "Z"})
+    with pytest.raises(UserError, match="cannot be removed"):
+        unregister("mitdb")
+
+
+def test_dataspec_records_database_and_old_configs_read_as_mitdb():
+    from ecgnas.data import DataSpec, PrepConfig
+    from ecgnas.run import run_identity
+
+    assert DataSpec.from_config({"prep": PrepConfig().to_dict(), "split": "inter"}).database == "mitdb"
+    old = {"model": "linear", "hparams": {}, "split": "inter", "prep": {}, "train": {}, "ensemble": {}}
+    assert run_identity(old) == run_identity({**old, "dataset": "mitdb"})
+    assert run_identity(old) != run_identity({**old, "dataset": "mitdb+svdb"})
+    spec = DataSpec("toyarr+toysv")
+    assert spec.extra_training_note() == "extra training data: toysv (every record, training only)"
+    with pytest.raises(UserError, match="split"):
+        DataSpec("mitdb", PrepConfig(), "random")
+
+
+def test_mitdb_cache_key_unchanged():
+    """Pinned from the code before databases existed (git HEAD de6b758): MIT-BIH keys are identical."""
+    from ecgnas.data.cache import cache_key
+    from ecgnas.data.preprocess import PrepConfig
+
+    assert PrepConfig().key() == "d965ab52c7a58cc531d58e5b85938a07b65b564d1f2049f43bf2d3c0859a1145"
+    assert cache_key(PrepConfig(), {"100.dat": "ab"}) == \
+        "7ee87aaa9cfdb34910a1747edffd4d8b52d6ca60f85feb12a44c6627dc7e35a7"
+
+
+# ------------------------------------------------------------------------------------ preparation
+
+def test_symbol_maps_lead_selection_and_resampling(dbs):
+    from ecgnas.data import PrepConfig
+    from ecgnas.data.pipeline import prepare_record
+
+    cfg = PrepConfig()
+    window = sum(cfg.window_samples())
+    r_arr = prepare_record(str(dbs["toyarr"]), "a1", cfg, "toyarr")
+    r_sv = prepare_record(str(dbs["toysv"]), "s1", cfg, "toysv")
+    r_inc = prepare_record(str(dbs["toyinc"]), "i1", cfg, "toyinc")
+    for r in (r_arr, r_sv, r_inc):
+        assert r["x"].shape[1:] == (2, window)            # 360, 128 and 257 Hz all resampled to 180 Hz
+        assert r["skipped"] == {"+": 1}                   # the rhythm annotation: skipped and counted
+        assert r["counts"]["S"] > 0 and r["counts"]["V"] > 0 and r["counts"]["N"] > 0
+        before = cfg.window_samples()[0]
+        mean_n = r["x"][np.asarray(r["y"]) == 0, 0].mean(0)
+        assert abs(int(np.argmax(mean_n)) - before) <= 2   # the R peak stays at its place after resampling
+    # symbol maps: SVDB-style 'S', MIT-style 'A', and the toy INCART's own 'B' are all merged on the AAMI class
+    for r, db, s_sym, n_sym, seed in ((r_sv, "toysv", "S", "N", 10), (r_arr, "toyarr", "A", "N", 0),
+                                      (r_inc, "toyinc", "A", "B", 20)):
+        syms, _ = _beats_plan(np.random.default_rng(seed), 60, s_sym, n_sym)
+        assert r["counts"]["S"] == syms.count(s_sym) and r["counts"]["N"] == syms.count(n_sym)
+    # sample stays the annotation's index in the file, at the file's own rate
+    assert r_sv["sample"].max() < 128 * 60 and r_arr["sample"].max() > 128 * 60
+    # lead selection: the toy INCART's MLII is its lead II (signal 1), said in the notes; toysv falls back
+    assert any("read from signal 'II'" in n for n in r_inc["notes"])
+    assert any("used its first signal 'ECG1'" in n for n in r_sv["notes"])
+    assert any("resampled 257 Hz -> 180 Hz" in n for n in r_inc["notes"])
+    # the lead map picks the right signal: lead II carries the positive beats
+    assert r_inc["x"][np.asarray(r_inc["y"]) == 0, 0].mean(0).max() > 0.5
+    # no lead and no fallback: a one-line error naming the record and the leads it has
+    with pytest.raises(UserError, match=r"record a1: no lead 'V5' \(it has MLII, V1\)"):
+        prepare_record(str(dbs["toyarr"]), "a1", PrepConfig(lead="V5"), "toyarr")
+
+
+def test_load_beats_cache_keys_differ_per_database_and_patient_split(dbs, tmp_path):
+    from ecgnas.data import PrepConfig, load_beats, patient_split
+
+    b = load_beats(dbs["toyarr"], PrepConfig(), cache_dir=tmp_path / "c", progress=False, database="toyarr")
+    assert sorted(set(b.record.tolist())) == ["a1", "a2", "a3", "a4"] and b.report["database"] == "toyarr"
+    again = load_beats(dbs["toyarr"], PrepConfig(), cache_dir=tmp_path / "c", progress=False, database="toyarr")
+    assert again.report["cache"]["hit"] and np.array_equal(again.x, b.x)
+    # the same files described with another symbol map are other beats: another cache key
+    other = Database(name="toyarr2", title="t", fs=360, symbols={"N": "N", "V": "V"})
+    register(other)
+    try:
+        b2 = load_beats(dbs["toyarr"], PrepConfig(), cache_dir=tmp_path / "c", progress=False, database=other)
+        assert b2.report["cache"]["key"] != b.report["cache"]["key"] and b2.class_counts()["S"] == 0
+    finally:
+        unregister("toyarr2")
+    # patient-grouped split: a1 and a2 are one patient and land on the same side
+    for seed in range(6):
+        parts = patient_split(b, TOYARR, seed=seed)
+        sides = {k: set(b.record[v].tolist()) for k, v in parts.items()}
+        assert all(sides[k] for k in sides) and not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"])
+        assert any({"a1", "a2"} <= s for s in sides.values())
+    with pytest.raises(UserError, match="no record -> patient map"):
+        patient_split(b, get_database("incartdb"))
+
+
+# ------------------------------------------------------------------------ prepare -> train -> evaluate
+
+def test_prepare_train_cross_database_evaluate_end_to_end(dbs, tmp_path, capsys):
+    import torch
+
+    from ecgnas.cli import main as ecgnas_main
+
+    rc = ecgnas_main(["prepare", "--dataset", "toyinc", "--data", str(dbs["toyinc"]), "--output",
+                      str(tmp_path / "prep"), "--quiet"])
+    assert rc == 0
+    summ = json.loads((tmp_path / "prep" / "summary.json").read_text())
+    assert summ["database"] == "toyinc" and summ["patients"] == ["q1", "q2"] and summ["all"]["S"] > 0
+    assert summ["skipped_symbols"] == {"+": 3} and summ["description"]["lead_map"] == {"MLII": ["II"]}
+
+    run = tmp_path / "run"
+    rc = ecgnas_main(["train", "--dataset", "toyarr+toysv", "--data", f"toyarr={dbs['toyarr']},toysv={dbs['toysv']}",
+                      "--model", "linear", "--epochs", "1", "--samples-per-epoch", "64", "--batch-size", "32",
+                      "--threads", "1", "--device", "cpu", "--output", str(run), "--quiet"])
+    assert rc == 0
+    cfg = json.loads((run / "config.json").read_text())
+    note = "extra training data: toysv (every record, training only)"
+    assert cfg["dataset"] == "toyarr+toysv" and cfg["extra_training_data"] == note
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["extra_training_data"] == note and summary["extra_training_beats"]["toysv"]["records"] == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["extra_training_data"] == note and note in metrics["title"]
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["dataset"] == "toyarr+toysv" and ckpt["extra_training_data"] == note
+    # the test beats are the toy arrhythmia db's test patient only, never the extra database
+    test_recs = {line.split(",")[0] for line in (run / "predictions.csv").read_text().splitlines()[1:]}
+    assert test_recs and all(r.startswith("a") for r in test_recs)
+
+    # cross-database: the toy 12-lead db (257 Hz, lead II standing in for MLII), per record and per patient
+    capsys.readouterr()
+    rc = ecgnas_main(["evaluate", str(run), "--dataset", "toyinc", "--data", str(dbs["toyinc"]), "--quiet",
+                      "--device", "cpu"])
+    assert rc == 0 and "eval-toyinc" in capsys.readouterr().out
+    out = run / "eval-toyinc"
+    for f in ("metrics.json", "per_record.csv", "predictions.csv", "confusion.png", "per_patient.csv"):
+        assert (out / f).is_file(), f
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["cross_database"] and m["dataset"] == "toyinc" and m["trained_on"] == "toyarr+toysv"
+    assert m["extra_training_data"] == note and m["patients"] == 2 and m["records"] == 3
+    per_patient = (out / "per_patient.csv").read_text().splitlines()
+    assert per_patient[0].startswith("patient,") and [r.split(",")[0] for r in per_patient[1:]] == ["q1", "q2"]
+    per_record = (out / "per_record.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in per_record[1:]] == ["i1", "i2", "i3"]
+    # a database the run trained on is not a cross-database test
+    with pytest.raises(UserError, match="not an unseen database"):
+        from ecgnas.evaluate import evaluate_run
+
+        evaluate_run(run, dataset="toysv", data=str(dbs["toysv"]), progress=False, device="cpu")
+    # the run's own database: the usual evaluation into eval-test/, labelled
+    from ecgnas.evaluate import evaluate_run
+
+    m2 = evaluate_run(run, "test", data=f"toyarr={dbs['toyarr']},toysv={dbs['toysv']}", progress=False,
+                      device="cpu")
+    assert m2["extra_training_data"] == note and (run / "eval-test" / "metrics.json").is_file()
+
+
+def test_a_database_without_patient_map_is_refused_as_a_training_database(dbs, tmp_path):
+    from ecgnas.run import train_run
+    from ecgnas.train import TrainConfig
+
+    with pytest.raises(UserError, match="no record -> patient map"):
+        train_run(tmp_path / "r", "linear", train=TrainConfig(epochs=1, num_threads=1, device="cpu"),
+                  dataset="toysv", data=str(dbs["toysv"]), progress=False)
+
+
+def test_bad_data_option_is_one_line(dbs):
+    from ecgnas.data import data_dirs
+
+    with pytest.raises(UserError, match=r"--data: cannot read 'toyarr'"):
+        data_dirs("toysv=/x,toyarr", parse_dataset("toyarr+toysv"))
+    with pytest.raises(UserError, match="--data: svdb is not one of the databases used"):
+        data_dirs("svdb=/x", parse_dataset("toyarr"))
+    assert "toyarr" in DATABASES
