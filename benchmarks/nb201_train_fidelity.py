@@ -36,6 +36,7 @@ SCHEDULES = {
     "s16e6": dict(image_size=16, C=8, N=1, subset=2500, epochs=6),
     "s16c16e3": dict(image_size=16, C=16, N=1, subset=5000, epochs=3),
     "s16e4": dict(image_size=16, C=8, N=1, subset=5000, epochs=4),
+    "s16e8": dict(image_size=16, C=8, N=1, subset=4000, epochs=8),
 }
 
 

@@ -153,3 +153,18 @@ def test_refusals_are_one_line_user_errors(squares, tmp_path):
         ImageTrainEvaluator(get_space("nb201"), tmp_path, TINY)
     with pytest.raises(UserError, match="epochs"):
         Recipe(epochs=0)
+
+
+@pytest.mark.slow
+def test_ray_executor_trains_the_same_results_as_serial(squares, tmp_path):
+    pytest.importorskip("ray")
+    from nascore.train_search import train_search
+
+    kw = dict(space="nb201", strategy="random", budget="3", seeds=[1], data=squares, recipe=TINY, table=None,
+              progress=False)
+    serial = train_search(output=tmp_path / "serial", **kw)
+    par = train_search(output=tmp_path / "ray", executor="ray", executor_options={"num_cpus": 2}, batch_size=2, **kw)
+    a = {r["arch"]: r["score"] for r in read_jsonl(tmp_path / "serial" / "seed-0001" / "history.jsonl")}
+    b = {r["arch"]: r["score"] for r in read_jsonl(tmp_path / "ray" / "seed-0001" / "history.jsonl")}
+    assert a == b and serial["best"][0]["arch"] == par["best"][0]["arch"]
+    assert not any(r["metrics"].get("cached") for r in read_jsonl(tmp_path / "ray" / "seed-0001" / "history.jsonl"))
