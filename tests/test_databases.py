@@ -294,3 +294,36 @@ def test_bad_data_option_is_one_line(dbs):
     with pytest.raises(UserError, match="--data: svdb is not one of the databases used"):
         data_dirs("svdb=/x", parse_dataset("toyarr"))
     assert "toyarr" in DATABASES
+
+
+def test_every_command_takes_dataset(capsys):
+    from ecgnas.cli import main as ecgnas_main
+
+    for argv in (["prepare"], ["train"], ["evaluate"], ["search"], ["baseline", "random-search"]):
+        with pytest.raises(SystemExit):
+            ecgnas_main([*argv, "--help"])
+        assert "--dataset" in capsys.readouterr().out, argv
+
+
+def test_search_evaluator_loads_the_named_database_and_keys_its_cache_on_it():
+    from ecgnas.evaluator import ECGEvaluator
+    from ecgnas.search import get_search_space
+
+    calls = []
+
+    def loader(data, prep, split="inter", progress=False, **kw):
+        calls.append(kw)
+        raise UserError("stop here")
+
+    space = get_search_space("resnet-family")
+    ev = ECGEvaluator(space, prep=None, latency=False, loader=loader, dataset="toyarr+toysv")
+    mit = ECGEvaluator(space, prep=None, latency=False, loader=loader)
+    assert ev.dataset == "toyarr+toysv" and mit.dataset == "mitdb"
+    assert ev.identity()["dataset"] == "toyarr+toysv" and "dataset" not in mit.identity()  # old caches stay valid
+    with pytest.raises(UserError, match="stop here"):
+        ev.data_for(ev.prep)
+    with pytest.raises(UserError, match="stop here"):
+        mit.data_for(mit.prep)
+    assert calls == [{"dataset": "toyarr+toysv"}, {}]  # MIT-BIH: the call every earlier search made
+    with pytest.raises(UserError, match="selection 'cv'"):
+        ECGEvaluator(space, latency=False, loader=loader, dataset="toyarr", selection="cv")

@@ -175,8 +175,13 @@ def model_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
              f"{summ.get('device', 'n/a')}.",
              f"* Search method and cost: {_search_text(search, cfg)}.", "",
              "## Training data and protocol", "",
-             f"* MIT-BIH Arrhythmia Database (PhysioNet), lead from the prep config `{(cfg.get('prep') or {}).get('lead', 'MLII')}`; "
-             "paced records 102, 104, 107, 217 excluded; no other database and no extra data.",
+             (f"* MIT-BIH Arrhythmia Database (PhysioNet), lead from the prep config `{(cfg.get('prep') or {}).get('lead', 'MLII')}`; "
+              "paced records 102, 104, 107, 217 excluded; no other database and no extra data."
+              if (cfg.get("dataset") or "mitdb") == "mitdb" else
+              f"* Databases `{cfg.get('dataset')}` (ecgnas.datasets), lead from the prep config "
+              f"`{(cfg.get('prep') or {}).get('lead', 'MLII')}`"
+              + (f"; **{cfg['extra_training_data']}** -- not comparable with figures trained on MIT-BIH DS1 alone."
+                 if cfg.get("extra_training_data") else ".")),
              f"* Split `{cfg.get('split', 'inter')}`: "
              + ("inter-patient (de Chazal et al. 2004): trained on the 22 DS1 records, tested on the 22 DS2 "
                 "records, no patient on both sides. Everything chosen (recipe, offsets, members) was chosen on DS1."
