@@ -323,7 +323,10 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, pro
                                 "an unseen database (cross-database evaluation needs one the run never saw)")
             model.to(resolve_device(device))
             return evaluate_cross(run, model, ckpt, prep, trained, target, data, progress, cache_dir)
-    beats, parts = load_spec(trained, data, progress=progress, cache_dir=cache_dir)
+    if trained.database == "mitdb" and cache_dir is None:  # the call every earlier evaluation made
+        beats, parts = load_data(data, prep, trained.split, progress=progress)
+    else:
+        beats, parts = load_spec(trained, data, progress=progress, cache_dir=cache_dir)
     if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
         raise UserError(f"{path}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the data "
                         f"has {beats.in_channels} x {beats.window}")
