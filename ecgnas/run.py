@@ -110,7 +110,7 @@ def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int, s
 def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, Any] | None = None,
               train: TrainConfig | None = None, prep=None, split: str = "inter", data=None,
               progress: bool = True, ensemble: int = 1, members: str = "folds", decision: str = "none",
-              folds: int = 5, cv: bool = False, dataset: str = "mitdb") -> dict:
+              folds: int = 5, cv: bool = False, dataset: str = "mitdb", spec=None) -> dict:
     """Train ``model`` into the run folder ``output`` and evaluate it; returns train_summary.json's dict.
 
     The recipe (``train``, default :class:`TrainConfig`: a fixed schedule, no early stopping)
@@ -132,7 +132,8 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``; ``dataset``: the
     database(s) (:class:`ecgnas.data.DataSpec`; ``"mitdb+svdb"`` adds every SVDB record to the
     training beats as extra training data, which config.json, the checkpoint, metrics.json and
-    train_summary.json all say). A ``train``
+    train_summary.json all say). ``spec``: a :class:`ecgnas.data.DataSpec` instead of ``prep``,
+    ``split`` and ``dataset`` (it replaces all three). A ``train``
     config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
     Refuses (UserError, nothing written) a folder holding a run of another configuration;
     returns the stored summary if this run already finished.
@@ -149,6 +150,10 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     fixed = cfg.select == "last" and cfg.patience is None
     from ecgnas.data import DataSpec, PrepConfig
 
+    if spec is not None:
+        if not isinstance(spec, DataSpec):
+            raise UserError(f"spec: expected a DataSpec, got {type(spec).__name__}")
+        prep, split, dataset = spec.prep, spec.split, spec.database
     if prep is None:
         prep = PrepConfig()
     spec = DataSpec(dataset or "mitdb", prep, split)

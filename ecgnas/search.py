@@ -128,7 +128,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
                selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
-               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb") -> dict:
+               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb", spec=None) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -143,6 +143,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     :func:`ecgnas.evaluator.default_fidelity`); ``final``: the full schedule of the final model
     (default :func:`final_schedule`); ``baseline``: ``"auto"`` (run it into ``output/baseline``),
     a folder (run or reuse it there; share one per seed between methods) or ``"none"``;
+    ``dataset``: the database(s) (``"mitdb"``; ``"mitdb+svdb"`` adds SVDB as extra training data,
+    recorded in config.json and result.json); ``spec``: a :class:`ecgnas.data.DataSpec` replacing
+    ``prep``, ``split`` and ``dataset``.
     ``selection``: how candidates are scored, ``"holdout"`` (the DS1 hold-out records) or ``"cv"``
     (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
     and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``ensemble``: members of the
@@ -191,8 +194,13 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     if schedule is not None:  # the top rung is the search fidelity
         fidelity = dataclasses.replace(fidelity, epochs=schedule.top)
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
-    prep = prep or PrepConfig()
     from ecgnas.data import DataSpec
+
+    if spec is not None:  # a DataSpec replaces prep, split and dataset
+        if not isinstance(spec, DataSpec):
+            raise UserError(f"spec: expected a DataSpec, got {type(spec).__name__}")
+        prep, split, dataset = spec.prep, spec.split, spec.database
+    prep = prep or PrepConfig()
 
     spec = DataSpec(dataset or "mitdb", prep, split if split in ("inter", "intra") else "inter")
     cons = {k: number(0, lo_open=True).check(f"--{k.replace('_', '-')}", v)

@@ -327,3 +327,18 @@ def test_search_evaluator_loads_the_named_database_and_keys_its_cache_on_it():
     assert calls == [{"dataset": "toyarr+toysv"}, {}]  # MIT-BIH: the call every earlier search made
     with pytest.raises(UserError, match="selection 'cv'"):
         ECGEvaluator(space, latency=False, loader=loader, dataset="toyarr", selection="cv")
+
+
+def test_train_run_takes_a_dataspec(dbs, tmp_path):
+    from ecgnas.data import DataSpec, PrepConfig
+    from ecgnas.run import train_run
+    from ecgnas.train import TrainConfig
+
+    spec = DataSpec("toyarr", PrepConfig(), "inter")
+    s = train_run(tmp_path / "r", "linear", train=TrainConfig(epochs=1, num_threads=1, device="cpu", batch_size=32,
+                                                            samples_per_epoch=64),
+                  spec=spec, data=str(dbs["toyarr"]), progress=False)
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["dataset"] == "toyarr" and "extra_training_data" not in cfg and s["dataset"] == "toyarr"
+    with pytest.raises(UserError, match="spec: expected a DataSpec"):
+        train_run(tmp_path / "r2", "linear", spec={"database": "toyarr"}, progress=False)
