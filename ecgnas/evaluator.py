@@ -317,7 +317,7 @@ class ECGEvaluator:
         from ecgnas.evaluate import build
         from ecgnas.models import count_parameters
         from ecgnas.hardware import count_flops, measure_latency_ms
-        from ecgnas.train import fit, predict, seed_everything
+        from ecgnas.train import fit, predict_proba, seed_everything
 
         t0 = time.perf_counter()
         prep = self.prep_for(cand)
@@ -345,7 +345,7 @@ class ECGEvaluator:
         else:
             tasks = [(parts["train"], parts["val"], tcfg.seed)]
         y = np.asarray(beats.y)
-        truth, preds, fold_f1, best_epochs, epochs_run, secs, thr = [], [], [], [], [], 0.0, []
+        truth, preds, probs, fold_f1, best_epochs, epochs_run, secs, thr = [], [], [], [], [], [], 0.0, []
         for i, (tr, va, fold_seed) in enumerate(tasks):
             if i:  # fold models after the first: a fresh initialisation from the fold's own seed
                 seed_everything(fold_seed)
@@ -359,13 +359,19 @@ class ECGEvaluator:
                 return Result(score=0.0, metrics=metrics, cost=time.perf_counter() - t0)
             net.cpu().eval()
             truth.append(y[va])
-            preds.append(predict(net, beats, va, tcfg.eval_batch_size))
+            probs.append(predict_proba(net, beats, va, tcfg.eval_batch_size))
+            preds.append(probs[-1].argmax(1).astype(np.int64))
             fold_f1.append(res.best_val_macro_f1)
             best_epochs.append(res.best_epoch)
             epochs_run.append(res.epochs_run)
             secs += res.train_seconds
             thr.append(res.throughput)
         head = _headline_val(np.concatenate(truth), np.concatenate(preds))
+        from ecgnas.metrics import probability_scores
+
+        # threshold-free scores of the same predictions (recorded beside the score, not the score)
+        head.update({f"val_{k}": v for k, v in probability_scores(np.concatenate(truth),
+                                                                   np.concatenate(probs)).items()})
         if self.selection == "cv":
             from ecgnas.metrics import classification_report
 

@@ -280,6 +280,49 @@ def classification_report(y_true: Any, y_pred: Any) -> dict[str, Any]:
     return report_from_confusion(confusion(y_true, y_pred))
 
 
+def probability_scores(y_true: Any, proba: Any) -> dict[str, float]:
+    """Threshold-free scores of class probabilities ``proba [n, 5]`` over the N, S, V, F classes.
+
+    Macro-F1 counts argmax decisions, so on a few hold-out patients a handful of S or F beats
+    flipping side moves it by points; these use the whole probability and move smoothly:
+
+    * ``macro_auc`` -- the mean one-vs-rest ROC AUC (percent) of the classes of ``MACRO_CLASSES``
+      present in ``y_true`` (a class needs positives and negatives; absent ones are skipped);
+    * ``balanced_nll`` -- the class-balanced mean negative log-likelihood, the mean over the
+      present classes of each class's mean ``-log p(true class)`` (nats; lower is better; p
+      clipped at 1e-7);
+    * ``balanced_accuracy`` -- the mean recall of the present classes (percent).
+
+    NaN when no class of ``MACRO_CLASSES`` is present.
+
+    >>> s = probability_scores([0, 0, 1, 1], [[.9, .1, 0, 0, 0], [.6, .4, 0, 0, 0],
+    ...                                       [.3, .7, 0, 0, 0], [.45, .55, 0, 0, 0]])
+    >>> s["macro_auc"], s["balanced_accuracy"], round(s["balanced_nll"], 3)
+    (100.0, 100.0, 0.393)
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = as_labels(y_true, "y_true")
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape != (len(y), N_CLASSES):
+        raise UserError(f"proba: expected shape ({len(y)}, {N_CLASSES}), got {p.shape}")
+    aucs, nlls, recalls = [], [], []
+    pred = p.argmax(1)
+    for c in MACRO_CLASSES:
+        k = _IDX[c]
+        pos = y == k
+        if not pos.any():
+            continue
+        nlls.append(float(-np.log(np.clip(p[pos, k], 1e-7, 1.0)).mean()))
+        recalls.append(float((pred[pos] == k).mean()))
+        if (~pos).any():
+            aucs.append(float(roc_auc_score(pos, p[:, k])))
+    nan = float("nan")
+    return {"macro_auc": 100.0 * float(np.mean(aucs)) if aucs else nan,
+            "balanced_nll": float(np.mean(nlls)) if nlls else nan,
+            "balanced_accuracy": 100.0 * float(np.mean(recalls)) if recalls else nan}
+
+
 # ----------------------------------------------------------------------------- per record
 def _records(records: Any, n: int) -> np.ndarray:
     rec = np.asarray(records)

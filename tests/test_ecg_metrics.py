@@ -219,3 +219,18 @@ def test_report_writers_reject_bad_input(tmp_path):
     with pytest.raises(UserError, match="missing column"):
         read_predictions_csv(bad)
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_probability_scores_skip_absent_classes_and_reward_ranking():
+    from ecgnas.metrics import probability_scores
+
+    y = np.array([0, 0, 0, 2, 2])
+    good = np.eye(5)[[0, 0, 0, 2, 2]] * 0.9 + 0.02
+    s = probability_scores(y, good)
+    assert s["macro_auc"] == 100.0 and s["balanced_accuracy"] == 100.0  # S, F absent: N and V only
+    bad = good[:, [2, 1, 0, 3, 4]]  # N and V swapped: every decision wrong, ranking reversed
+    b = probability_scores(y, bad)
+    assert b["macro_auc"] == 0.0 and b["balanced_accuracy"] == 0.0 and b["balanced_nll"] > s["balanced_nll"]
+    assert np.isnan(probability_scores([4, 4], good[:2])["macro_auc"])  # only Q: nothing to score
+    with pytest.raises(UserError, match="proba: expected shape"):
+        probability_scores(y, good[:, :4])

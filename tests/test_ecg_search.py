@@ -77,11 +77,11 @@ def test_cv_selection_trains_once_per_record_fold_and_scores_pooled_ds1(fake, mo
 
     space = get_space("ecg-cell")
     arch = space.sample(np.random.default_rng(1))
-    seen, real_fit, real_predict, preds = [], T.fit, T.predict, []
+    seen, real_fit, real_proba, preds = [], T.fit, T.predict_proba, []
     monkeypatch.setattr(T, "fit", lambda net, beats, split, cfg, **kw: (
         seen.append((split["train"], split["val"], cfg.seed, beats)), real_fit(net, beats, split, cfg, **kw))[1])
-    monkeypatch.setattr(T, "predict", lambda net, beats, idx, bs: (
-        preds.append((idx, real_predict(net, beats, idx, bs))), preds[-1][1])[1])
+    monkeypatch.setattr(T, "predict_proba", lambda net, beats, idx, bs: (
+        preds.append((idx, real_proba(net, beats, idx, bs))), preds[-1][1])[1])
     ev = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, selection="cv")
     res = ev(arch)
     assert len(seen) == 4 and len({s[2] for s in seen}) == 4  # four trainings, four seeds
@@ -92,8 +92,15 @@ def test_cv_selection_trains_once_per_record_fold_and_scores_pooled_ds1(fake, mo
         assert set(beats.record[tr]).isdisjoint(beats.record[va])  # no record in its own training
         assert set(beats.record[tr]).isdisjoint(DS2) and set(beats.record[va]).isdisjoint(DS2)
     y = np.concatenate([beats.y[i] for i, _ in preds])
-    pooled = classification_report(y, np.concatenate([p for _, p in preds]))["macro_f1"]
+    proba = np.concatenate([p for _, p in preds])
+    pooled = classification_report(y, proba.argmax(1))["macro_f1"]
     assert res.score == pytest.approx(pooled) and res.metrics["selection"] == "cv4"
+    # the threshold-free scores are of the same pooled out-of-fold probabilities
+    from ecgnas.metrics import probability_scores
+
+    smooth = probability_scores(y, proba)
+    assert res.metrics["val_macro_auc"] == pytest.approx(smooth["macro_auc"])
+    assert res.metrics["val_balanced_nll"] == pytest.approx(smooth["balanced_nll"])
     assert len(res.metrics["fold_macro_f1"]) == 4
     hold = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False)
     assert "selection" not in hold.identity() and ev.identity()["selection"] == "cv4"
