@@ -17,6 +17,9 @@ Reported (``benchmarks/results/ecg_fidelity.json``):
   rung can track another better than this;
 * for each lower rung, how many of the top rung's best ``--top`` architectures survive the
   promotion to the next rung of ASHA (kept if in the top 1/``eta``);
+* the same for the threshold-free hold-out scores the evaluator records beside macro-F1 (macro
+  AUC, class-balanced NLL, balanced accuracy; :func:`ecgnas.metrics.probability_scores`): is one of
+  them a less noisy objective?
 * CPU-seconds per candidate at each rung (one torch thread each; the machine is shared, so
   these are loaded-machine figures).
 
@@ -47,6 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from common import RESULTS, header  # noqa: E402
 from nascore.io import atomic_write_json  # noqa: E402
+
+
+#: threshold-free hold-out scores the evaluator records beside macro-F1 (ecgnas.metrics.probability_scores)
+SMOOTH = ("macro_auc", "balanced_nll", "balanced_accuracy")
 
 
 def _corr(a, b) -> dict:
@@ -141,6 +148,8 @@ def main(argv=None) -> int:
             continue
         row["score"][str(r)] = res.score
         row["cost_s"][str(r)] = res.cost
+        for m in SMOOTH:
+            row.setdefault(m, {})[str(r)] = res.metrics.get(f"val_{m}")
         if res.failed:
             row.setdefault("errors", {})[str(r)] = res.metrics.get("error")
         print(f"[{step + 1}/{len(plan)}] arch {i} rung {r}: {row['score'].get(str(r), float('nan')):.1f} "
@@ -148,8 +157,10 @@ def main(argv=None) -> int:
               flush=True)
     rows = [r for r in rows if r["score"]]
 
-    def col(name):
-        return [r["score"].get(name, float("nan")) for r in rows]
+    def col(name, metric="score"):
+        sign = -1.0 if metric == "balanced_nll" else 1.0  # lower is better: rank its negation
+        vals = [r.get(metric, {}).get(name) for r in rows]
+        return [float("nan") if v is None else sign * v for v in vals]
 
     names = [str(r) for r in rungs]
     pairs = {f"{a} vs {b}": _corr(col(a), col(b)) for a, b in itertools.combinations(names, 2)}
@@ -157,6 +168,14 @@ def main(argv=None) -> int:
     noise = _corr(col(str(args.noise_rung)), col(noise_name)) if args.noise_rung and args.noise_archs else None
     top = names[-1]
     survive = {r: _survivors(col(r), col(top), args.top, args.eta) for r in names[:-1]}
+    # the same comparisons for each threshold-free score: which objective is least noisy?
+    by_metric = {}
+    for m in SMOOTH:
+        by_metric[m] = {"pairs": {f"{a} vs {b}": _corr(col(a, m), col(b, m))
+                                  for a, b in itertools.combinations(names, 2)},
+                        "seed_noise": None if noise is None else _corr(col(str(args.noise_rung), m),
+                                                                        col(noise_name, m)),
+                        "vs_macro_f1_at_top": _corr(col(top, m), col(top))}
     def summary(values) -> dict:
         v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
         return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
@@ -167,7 +186,7 @@ def main(argv=None) -> int:
     out = {**header(), "archs": len(rows), "rungs": rungs, "sample_seed": args.sample_seed, "seed": args.seed,
            "fidelity": default_fidelity().identity(), "selection": "holdout", "eta": args.eta,
            "pairs": pairs, "seed_noise": None if noise is None else {"rung": args.noise_rung, **noise},
-           "top_rung_survivors": survive, "cpu_seconds_per_candidate": cost, "hold_out_macro_f1": scores,
+           "top_rung_survivors": survive, "threshold_free": by_metric, "cpu_seconds_per_candidate": cost, "hold_out_macro_f1": scores,
            "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     atomic_write_json(RESULTS / args.out, out)
@@ -177,6 +196,10 @@ def main(argv=None) -> int:
     if noise:
         print(f"  seed noise at rung {args.noise_rung}: tau {noise['kendall_tau']}, rho {noise['spearman_rho']} "
               f"(n {noise['n']})")
+    for m, d in by_metric.items():
+        sn = d["seed_noise"] or {}
+        print(f"  {m}: seed noise tau {sn.get('kendall_tau')}; "
+              + ", ".join(f"{k} tau {v['kendall_tau']}" for k, v in d["pairs"].items()))
     return 0
 
 
