@@ -342,3 +342,30 @@ def test_train_run_takes_a_dataspec(dbs, tmp_path):
     assert cfg["dataset"] == "toyarr" and "extra_training_data" not in cfg and s["dataset"] == "toyarr"
     with pytest.raises(UserError, match="spec: expected a DataSpec"):
         train_run(tmp_path / "r2", "linear", spec={"database": "toyarr"}, progress=False)
+
+
+def test_an_old_checkpoint_and_run_folder_without_dataset_read_as_mitdb(tmp_path, monkeypatch):
+    """Checkpoints and config.json written before databases existed have no ``dataset``: they are
+    MIT-BIH runs, evaluated and resumed as before (synthetic MIT-BIH-named beats, no real data)."""
+    import torch
+
+    from ecg_fakes import install_fake_loader
+    from ecgnas.evaluate import evaluate_run
+    from ecgnas.run import train_run
+    from ecgnas.train import TrainConfig
+
+    install_fake_loader(monkeypatch, per_record=30)
+    cfg = TrainConfig(epochs=1, num_threads=1, device="cpu", batch_size=32)
+    run = tmp_path / "old"
+    train_run(run, "linear", train=cfg, progress=False)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["dataset"] == "mitdb"
+    del ckpt["dataset"]  # as written before issue 17
+    torch.save(ckpt, run / "checkpoint.pt")
+    conf = json.loads((run / "config.json").read_text())
+    del conf["dataset"]
+    (run / "config.json").write_text(json.dumps(conf))
+    m = evaluate_run(run, "test", progress=False, device="cpu")
+    assert "DS2" in m["title"] and "extra" not in json.dumps(m)
+    again = train_run(run, "linear", train=cfg, progress=False)  # the same run: recognised as finished
+    assert again == json.loads((run / "train_summary.json").read_text())
