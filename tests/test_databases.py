@@ -369,3 +369,20 @@ def test_an_old_checkpoint_and_run_folder_without_dataset_read_as_mitdb(tmp_path
     assert "DS2" in m["title"] and "extra" not in json.dumps(m)
     again = train_run(run, "linear", train=cfg, progress=False)  # the same run: recognised as finished
     assert again == json.loads((run / "train_summary.json").read_text())
+
+
+def test_search_on_a_toy_database_with_extra_training_data(dbs, tmp_path, capsys):
+    from ecgnas.cli import main as ecgnas_main
+
+    rc = ecgnas_main(["search", "--method", "random", "--space", "resnet-family", "--budget", "2",
+                      "--dataset", "toyarr+toysv", "--data", f"toyarr={dbs['toyarr']},toysv={dbs['toysv']}",
+                      "--search-epochs", "1", "--search-samples", "64", "--epochs", "1", "--baseline", "none",
+                      "--no-latency", "--threads", "1", "--device", "cpu", "--quiet", "--output", str(tmp_path / "s")])
+    assert rc == 0
+    line = capsys.readouterr().out
+    note = "extra training data: toysv (every record, training only)"
+    assert "toyarr test patients macro-F1" in line and note in line
+    res = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert res["dataset"] == "toyarr+toysv" and res["extra_training_data"] == note and note in res["ds2"]["title"]
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["dataset"] == "toyarr+toysv"
+    assert json.loads((tmp_path / "s" / "final" / "config.json").read_text())["extra_training_data"] == note

@@ -166,10 +166,13 @@ def main(args) -> int:
                      ensemble=args.ensemble, progress=not args.quiet, multi_fidelity=_schedule_arg(args),
                      latency_source=args.latency_source)
     ds2 = res["ds2"]
-    line = (f"{args.output}: {res['method']} -> DS2 macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
+    test = "DS2" if res.get("dataset", "mitdb") == "mitdb" else f"{res['dataset'].split('+')[0]} test patients"
+    line = (f"{args.output}: {res['method']} -> {test} macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
             f"S F1 {ds2['per_class']['S']['f1']:.1f}, V F1 {ds2['per_class']['V']['f1']:.1f}, {res['params']:,} params")
     if res.get("baseline_ds2"):
-        line += f"; baseline DS2 macro-F1 {res['baseline_ds2']['macro_f1']:.2f}"
+        line += f"; baseline {test} macro-F1 {res['baseline_ds2']['macro_f1']:.2f}"
+    if res.get("extra_training_data"):
+        line += f"; {res['extra_training_data']}"
     print(line + f" (report: {args.output.rstrip('/')}/report.md)", file=sys.stdout)
     return 0
 
