@@ -1,14 +1,17 @@
-"""Reading MIT-BIH records (WFDB) with ``wfdb``: finding the folder, checksums, lead choice, resampling.
+"""Reading WFDB records with ``wfdb`` (MIT-BIH and every database of :mod:`ecgnas.datasets`):
+finding the folder, checksums, lead choice, resampling.
 
 * :func:`find_mitdb` -- the data folder: ``--data DIR``, else ``$NASCORE_DATA/mitdb``, else
   ``$XDG_CACHE_HOME/nascore/mitdb`` (default ``~/.cache/nascore/mitdb``;
   :func:`nascore.paths.find_dataset`); :func:`download_mitdb` fetches it from PhysioNet with
-  ``wfdb.dl_database("mitdb", DIR)``.
+  ``wfdb.dl_database("mitdb", DIR)``. :func:`find_database` / :func:`download_database` do the
+  same for any database name.
 * :func:`verify_files` -- SHA-256 of exactly the files of the records used (header, signal and
   ``.atr``), compared with ``SHA256SUMS`` when the folder has one. Hashes are cached in a JSON
   file keyed by path + size + mtime, so a warm run stats the files and hashes nothing.
 * :func:`read_record` -- one lead chosen **by signal name** (record 114 stores ``V5, MLII``, all
-  other non-paced records ``MLII`` first) in mV, resampled to the target rate with
+  other non-paced records ``MLII`` first; another database's lead map gives the names to try, and
+  its fallback may take the first signal, said in a note) in mV, resampled to the target rate with
   ``scipy.signal.resample_poly`` when the header gives another rate (annotation samples are
   rescaled and a note says so), plus the reference annotations. NaN samples (wfdb's "invalid
   sample" value) are an error naming the record, lead and first bad sample: filtering would spread
