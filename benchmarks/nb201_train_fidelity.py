@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, header  # noqa: E402
 
-#: short schedules (name -> Recipe fields); every one trains with SGD-Nesterov + cosine, batch 64
+#: short schedules (name -> Recipe fields); every one trains with SGD-Nesterov + cosine (batch 64 and
+#: crop+flip augmentation unless the schedule says otherwise)
 SCHEDULES = {
     "s16e3": dict(image_size=16, C=8, N=1, subset=5000, epochs=3),
     "s32e3": dict(image_size=32, C=8, N=1, subset=5000, epochs=3),
@@ -37,6 +38,9 @@ SCHEDULES = {
     "s16c16e3": dict(image_size=16, C=16, N=1, subset=5000, epochs=3),
     "s16e4": dict(image_size=16, C=8, N=1, subset=5000, epochs=4),
     "s16e8": dict(image_size=16, C=8, N=1, subset=4000, epochs=8),
+    "s16n3e5": dict(image_size=16, C=8, N=3, subset=3000, epochs=5),
+    "s16n2e6": dict(image_size=16, C=8, N=2, subset=4000, epochs=6),
+    "s16b32e6na": dict(image_size=16, C=8, N=1, subset=4000, epochs=6, batch_size=32, augment=False),
 }
 
 
@@ -49,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jsonl", default="runs/nb201_train_fidelity/trainings.jsonl")
     ap.add_argument("--cache", default="runs/train-cache", help="evaluator cache shared with the searches")
     ap.add_argument("--out", default=str(RESULTS / "nb201_train_fidelity.json"))
+    ap.add_argument("--report-only", action="store_true", help="train nothing; summarise the finished trainings")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting trainings after this")
     args = ap.parse_args(argv)
 
@@ -70,10 +75,12 @@ def main(argv=None) -> int:
     names = [s for s in args.schedules.split(",") if s]
     t_start = time.time()
     for name in names:
+        if args.report_only:
+            break
         ev = ImageTrainEvaluator(space, data, Recipe(**SCHEDULES[name]), seed=0, cache_dir=args.cache, threads=1)
         for k in order:
             arch = frame["arch"].iloc[int(k)]
-            if (name, arch) in done:
+            if (name, arch) in done or args.report_only:
                 continue
             if args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes:
                 print("time limit reached; rerun to continue", flush=True)
@@ -90,8 +97,8 @@ def main(argv=None) -> int:
             print(f"{name} {len([1 for s, _ in done if s == name])}/{len(order)} acc {res.score:.2f} "
                   f"cpu {rec['cpu_seconds']} s  table {rec['test_acc_200']:.2f}", flush=True)
     summary = summarize(done, names, frame, order)
-    atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: SCHEDULES[n] for n in names},
-                                       "fixed": {"batch_size": 64, "lr": 0.1, "momentum": 0.9, "nesterov": True,
+    atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: Recipe(**SCHEDULES[n]).to_dict() for n in names},
+                                       "fixed": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
                                                  "weight_decay": 5e-4, "val_size": 2000, "threads": 1},
                                        "results": summary})
     for n, s in summary.items():
