@@ -122,6 +122,7 @@ def test_registry_and_builtin_descriptions():
     for db in (inc, sv, edb):  # unknown facts stay unknown, never invented
         assert db.checksums is None and db.published_counts is None
     assert inc.patients is None and edb.patients is None
+    assert mit.patient_of("201") == mit.patient_of("202") != mit.patient_of("203") == "203"  # 47 subjects
     assert sv.symbols["S"] == "S" and mit.symbols["A"] == "S"  # merged on the AAMI class
     for bad, msg in (("nope", "unknown database 'nope'"), ("mitdb+", "cannot read"), ("svdb+svdb", "named twice")):
         with pytest.raises(UserError, match=msg):
