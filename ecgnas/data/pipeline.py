@@ -38,7 +38,8 @@ from .preprocess import PIPELINE_VERSION, PrepConfig, beat_inputs, clean_signal
 _CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 
 
-def prepare_record(folder: str | os.PathLike, name: str, cfg: PrepConfig, database: Database | str | None = None) -> dict:
+def prepare_record(folder: str | os.PathLike, name: str, cfg: PrepConfig,
+                   database: Database | str | None = None) -> dict:
     """Prepare one record; returns arrays ``x, rr, y, sample`` plus ``counts``, ``skipped``, ``notes``.
 
     ``database`` (default MIT-BIH) gives the lead map and the annotation symbol -> AAMI class map.
@@ -79,7 +80,8 @@ def _default_jobs(n: int) -> int:
     return max(1, min(cpus, n))
 
 
-def select_records(folder: Path, cfg: PrepConfig, database: Database | str | None = None) -> tuple[list[str], dict[str, str]]:
+def select_records(folder: Path, cfg: PrepConfig,
+                   database: Database | str | None = None) -> tuple[list[str], dict[str, str]]:
     """Records to prepare (folder order) and {record: reason} for those left out (the database's
     ``excluded``: MIT-BIH's paced records)."""
     db = get_database(database if database is not None else DEFAULT)
@@ -113,7 +115,8 @@ def _run(folder: Path, names: list[str], cfg: PrepConfig, jobs: int, progress: b
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        bar = Progress(TextColumn(f"preparing {'MIT-BIH' if db.name == 'mitdb' else db.name} beats"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        what = "MIT-BIH" if db.name == "mitdb" else db.name
+        bar = Progress(TextColumn(f"preparing {what} beats"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         bar.start()
         task = bar.add_task("records", total=len(names))
     try:
