@@ -246,6 +246,14 @@ def test_prepare_train_cross_database_evaluate_end_to_end(dbs, tmp_path, capsys)
     assert metrics["extra_training_data"] == note and note in metrics["title"]
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["dataset"] == "toyarr+toysv" and ckpt["extra_training_data"] == note
+    # the model card and the deployment contract say so too
+    from ecgnas.evaluate import load_checkpoint
+    from ecgnas.export.card import model_card
+    from ecgnas.export.contract import build_contract
+
+    assert f"**{note}**" in model_card(run)
+    assert build_contract(load_checkpoint(run / "checkpoint.pt"), export_format="onnx")["training"][
+        "extra_training_data"] == note
     # the test beats are the toy arrhythmia db's test patient only, never the extra database
     test_recs = {line.split(",")[0] for line in (run / "predictions.csv").read_text().splitlines()[1:]}
     assert test_recs and all(r.startswith("a") for r in test_recs)

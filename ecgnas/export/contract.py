@@ -127,7 +127,10 @@ def build_contract(ckpt: Mapping[str, Any], *, export_format: str, params: int |
                      "tested on DS2, no patient on both sides" if ckpt["split"] == "inter"
                      else "intra-patient (beats of all records mixed; optimistic)",
                      "database": "MIT-BIH Arrhythmia Database (PhysioNet), paced records 102, 104, 107, 217 excluded",
-                     "train_records": list(DS1), "test_records": list(DS2)},
+                     "train_records": list(DS1), "test_records": list(DS2),
+                     **({} if (ckpt.get("dataset") or "mitdb") == "mitdb" else {"dataset": ckpt["dataset"]}),
+                     **({"extra_training_data": ckpt["extra_training_data"]} if ckpt.get("extra_training_data")
+                        else {})},
     }
 
 
