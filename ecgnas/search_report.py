@@ -291,6 +291,8 @@ def _render_report(run: Path, res: dict) -> Path:
     lines = [f"# ECG architecture search: {res['method']} on {res['space']} (seed {res['seed']})", "",
              f"Split: {res['split']}-patient. Search on DS1 only (train = DS1 minus the hold-out records, "
              "selection on the DS1 hold-out); DS2 is used for the figures below only.", "",
+             *([f"**{str(res['extra_training_data']).capitalize()}** -- the figures are not comparable with "
+                "results trained on MIT-BIH alone.", ""] if res.get("extra_training_data") else []),
              f"* best architecture: `{res['best_arch']}`",
              f"* hold-out macro-F1 at search fidelity {_f(res.get('search_val_macro_f1'), 2)}, after the full "
              f"schedule {_f(res.get('final_val_macro_f1'), 2)}",

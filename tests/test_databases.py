@@ -395,3 +395,5 @@ def test_search_on_a_toy_database_with_extra_training_data(dbs, tmp_path, capsys
     assert res["dataset"] == "toyarr+toysv" and res["extra_training_data"] == note and note in res["ds2"]["title"]
     assert json.loads((tmp_path / "s" / "config.json").read_text())["dataset"] == "toyarr+toysv"
     assert json.loads((tmp_path / "s" / "final" / "config.json").read_text())["extra_training_data"] == note
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "**Extra training data: toysv (every record, training only)**" in report
