@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="MIT-BIH folder (default: $NASCORE_DATA/mitdb)")
     ap.add_argument("--work", default="runs/ecg_fidelity")
     ap.add_argument("--out", default="ecg_fidelity.json")
+    ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field of the search fidelity's TrainConfig (e.g. ema_decay=0.999); repeatable")
     ap.add_argument("--collect", action="store_true", help="summarise what the cache holds; train nothing")
     args = ap.parse_args(argv)
     rungs = sorted({int(r) for r in args.rungs.split(",")})
@@ -118,9 +120,15 @@ def main(argv=None) -> int:
             archs.append(a)
     work = Path(args.work)
     cache = work / "evals"
-    base = ECGEvaluator(space, default_fidelity(), data=args.data, seed=args.seed, cache_dir=cache, latency=False)
-    noisy = ECGEvaluator(space, default_fidelity(), data=args.data, seed=args.seed + 1, cache_dir=cache,
-                         latency=False)
+    import json
+
+    overrides = {}
+    for kv in args.train:
+        k, _, v = kv.partition("=")
+        overrides[k] = json.loads(v)
+    fidelity = default_fidelity(**overrides)
+    base = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed, cache_dir=cache, latency=False)
+    noisy = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed + 1, cache_dir=cache, latency=False)
     if args.collect:  # read the cache only: an evaluator whose evaluate() refuses
         def refuse(*_a, **_k):
             raise LookupError("not in the cache")
@@ -184,7 +192,7 @@ def main(argv=None) -> int:
     cost = {r: summary(x["cost_s"].get(r) for x in rows) for r in names + ([noise_name] if noise else [])}
     scores = {r: summary(col(r)) for r in names}
     out = {**header(), "archs": len(rows), "rungs": rungs, "sample_seed": args.sample_seed, "seed": args.seed,
-           "fidelity": default_fidelity().identity(), "selection": "holdout", "eta": args.eta,
+           "fidelity": fidelity.identity(), "train_overrides": overrides, "selection": "holdout", "eta": args.eta,
            "pairs": pairs, "seed_noise": None if noise is None else {"rung": args.noise_rung, **noise},
            "top_rung_survivors": survive, "threshold_free": by_metric, "cpu_seconds_per_candidate": cost, "hold_out_macro_f1": scores,
            "rows": rows}
