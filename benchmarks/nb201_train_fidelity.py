@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jsonl", default="runs/nb201_train_fidelity/trainings.jsonl")
     ap.add_argument("--cache", default="runs/train-cache", help="evaluator cache shared with the searches")
     ap.add_argument("--out", default=str(RESULTS / "nb201_train_fidelity.json"))
+    ap.add_argument("--eval-seed", type=int, default=0,
+                    help="base training seed; != 0 records the schedule as NAME@seedK (seed-to-seed agreement)")
     ap.add_argument("--report-only", action="store_true", help="train nothing; summarise the finished trainings")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting trainings after this")
     args = ap.parse_args(argv)
@@ -73,11 +75,14 @@ def main(argv=None) -> int:
     jsonl = Path(args.jsonl)
     done = {(r["schedule"], r["arch"]): r for r in read_jsonl(jsonl, repair=True)} if jsonl.exists() else {}
     names = [s for s in args.schedules.split(",") if s]
+    tag = "" if args.eval_seed == 0 else f"@seed{args.eval_seed}"
     t_start = time.time()
     for name in names:
         if args.report_only:
             break
-        ev = ImageTrainEvaluator(space, data, Recipe(**SCHEDULES[name]), seed=0, cache_dir=args.cache, threads=1)
+        ev = ImageTrainEvaluator(space, data, Recipe(**SCHEDULES[name]), seed=args.eval_seed, cache_dir=args.cache,
+                                 threads=1)
+        name = name + tag
         for k in order:
             arch = frame["arch"].iloc[int(k)]
             if (name, arch) in done or args.report_only:
@@ -86,7 +91,8 @@ def main(argv=None) -> int:
                 print("time limit reached; rerun to continue", flush=True)
                 break
             res = ev(space.from_string(arch))
-            rec = {"schedule": name, "index": int(frame["index"].iloc[int(k)]), "arch": arch, "acc": res.score,
+            rec = {"schedule": name, "eval_seed": args.eval_seed, "index": int(frame["index"].iloc[int(k)]),
+                   "arch": arch, "acc": res.score,
                    "cpu_seconds": res.metrics.get("cpu_seconds"), "wall_seconds": res.cost,
                    "params": res.metrics.get("params"), "flops": res.metrics.get("flops"),
                    "cached": bool(res.metrics.get("cached")),
@@ -96,6 +102,8 @@ def main(argv=None) -> int:
             done[(name, arch)] = rec
             print(f"{name} {len([1 for s, _ in done if s == name])}/{len(order)} acc {res.score:.2f} "
                   f"cpu {rec['cpu_seconds']} s  table {rec['test_acc_200']:.2f}", flush=True)
+    names = names + [n + tag for n in names] if tag else names
+    names = names + sorted({s for s, _ in done if "@" in s and s not in names and s.split("@")[0] in names})
     summary = summarize(done, names, frame, order)
     atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: Recipe(**SCHEDULES[n]).to_dict() for n in names},
                                        "fixed": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
@@ -110,8 +118,9 @@ def summarize(done: dict, names, frame, order) -> dict:
     from scipy.stats import kendalltau, spearmanr
 
     out = {}
+    sample = {frame["arch"].iloc[int(k)] for k in order}  # the first --archs cells only
     for name in names:
-        recs = [r for (s, _), r in done.items() if s == name]
+        recs = [r for (s, a), r in done.items() if s == name and a in sample]
         if len(recs) < 3:
             continue
         acc = np.array([r["acc"] for r in recs], float)
@@ -132,11 +141,26 @@ def summarize(done: dict, names, frame, order) -> dict:
              "cpu_seconds_per_arch_max": round(float(np.max(cpu_all)), 2),
              "cpu_seconds_total": round(float(np.sum(cpu_all)), 1), "trainings_run_here": len(cpu),
              "acc_mean": round(float(a.mean()), 2)}
+        live = t > 50  # without the cells that cannot learn (table accuracy 10 %: no path from input to output)
+        if live.sum() >= 3:
+            s["n_live"] = int(live.sum())
+            s["kendall_tau_test200_live"] = round(float(kendalltau(a[live], t[live])[0]), 4)
+            s["spearman_test200_live"] = round(float(spearmanr(a[live], t[live])[0]), 4)
+            s["params_kendall_tau_test200_live"] = round(float(kendalltau(p[live], t[live])[0]), 4)
         s["tau_valid200_per_cpu_second"] = round(float(tau_v) / s["cpu_seconds_per_arch_mean"], 5)
         # top-10 of the sample by the table: how many of them are also in our top-10
         if len(a) >= 20:
             top = set(np.argsort(-t)[:10]) & set(np.argsort(-a)[:10])
             s["top10_overlap_test200"] = len(top)
+        if "@" in name:  # the same cells trained again with another seed: how well do two trainings agree?
+            base = {r["arch"]: r["acc"] for (n, _), r in done.items() if n == name.split("@")[0]}
+            pairs = [(base[r["arch"]], r["acc"]) for r in recs if r["arch"] in base]
+            if len(pairs) >= 3:
+                x, y = np.array(pairs).T
+                s["seed_to_seed_kendall_tau"] = round(float(kendalltau(x, y)[0]), 4)
+                s["seed_to_seed_abs_diff_mean"] = round(float(np.mean(np.abs(x - y))), 3)
+                s["mean_of_two_seeds_kendall_tau_test200"] = round(float(kendalltau(
+                    (x + y) / 2, [r["test_acc_200"] for r in recs if r["arch"] in base])[0]), 4)
         out[name] = s
     return out
 
