@@ -3,7 +3,8 @@
 Pretrains the NB201 arch2vec model with the default settings (:func:`nascore.arch2vec.pretrain.pretrain`)
 once per ``--pretrain-seeds`` seed into ``--work/models/seed<k>``, then runs arch2vec-BO (100
 queries, signal ``valid_acc_200``) on every model for every search seed and every ``--configs``
-entry (named arch2vec-BO parameter sets, :data:`CONFIGS`); the figure of a run is the test accuracy
+entry (named arch2vec-BO parameter sets, :data:`CONFIGS`: ``default`` is the current default,
+``previous`` the paper's form and the default before issue 15 item 4); the figure of a run is the test accuracy
 (``test_acc_200``) of its best-by-validation cell. Reports mean ± std over the search seeds per
 model, the mean over models, and the per-model spread.
 
@@ -15,8 +16,8 @@ differ, runs the default search on both.
 Every (model, config, seed) result is kept in ``--work/runs.jsonl`` and not rerun; the summary
 goes to ``benchmarks/results/<--out>.json``.
 
-    python benchmarks/arch2vec_robust.py --pretrain-seeds 0,1,2 --seeds 0-29 --configs default
-    python benchmarks/arch2vec_robust.py --pretrain-seeds 0,1,2 --seeds 100-129 --configs default,batch1 --out x
+    python benchmarks/arch2vec_robust.py --pretrain-seeds 0,1,2 --seeds 0-29 --configs default,previous
+    python benchmarks/arch2vec_robust.py --pretrain-seeds 1 --seeds 100-129 --configs previous,ucb2,rank --out x
     python benchmarks/arch2vec_robust.py --short-thread-check 0     # 1 epoch, 2,000 cells: bit-identical?
 
 ``--short-thread-check SEED`` writes ``benchmarks/results/arch2vec_threads_check.json``.
@@ -44,13 +45,26 @@ from nascore.io import atomic_write_json  # noqa: E402
 from nascore.spaces import get_space  # noqa: E402
 from nascore.strategies import get_strategy  # noqa: E402
 
-#: named arch2vec-BO parameter sets (keyword arguments of ``get_strategy("arch2vec-bo", ...)``)
+#: named arch2vec-BO parameter sets (keyword arguments of ``get_strategy("arch2vec-bo", ...)``); every
+#: name but ``default`` spells out ``target`` and ``candidates``, so a name keeps its meaning when the
+#: default changes (the rows named ``default`` in runs.jsonl before the change were renamed ``previous``)
+PREVIOUS = {"target": "raw", "candidates": "all"}  # the paper's form; arch2vec-BO's default before issue 15 item 4
 CONFIGS = {
-    "default": {},
-    "batch1": {"batch": 1},
-    "init10": {"init": 10},
-    "hidden128": {"hidden": 128},
-    "epochs100": {"epochs": 100},
+    "default": {},                                   # the current default (= rank_mut)
+    "previous": PREVIOUS,
+    "batch1": {**PREVIOUS, "batch": 1},
+    "init10": {**PREVIOUS, "init": 10},
+    "init32": {**PREVIOUS, "init": 32},
+    "hidden128": {**PREVIOUS, "hidden": 128},
+    "epochs100": {**PREVIOUS, "epochs": 100},
+    "ucb2": {**PREVIOUS, "acq": "ucb", "kappa": 2.0},
+    "ens3": {**PREVIOUS, "ensemble": 3},
+    "ens5": {**PREVIOUS, "ensemble": 5},
+    "ts": {**PREVIOUS, "acq": "ts"},
+    "ts_ens3": {**PREVIOUS, "acq": "ts", "ensemble": 3},
+    "rank": {"target": "rank", "candidates": "all"},
+    "mut": {"target": "raw", "candidates": "mutation"},
+    "rank_mut": {"target": "rank", "candidates": "mutation"},
 }
 
 

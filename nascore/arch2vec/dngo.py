@@ -125,10 +125,25 @@ class DNGO:
         """Predictive mean and standard deviation (original units) at ``x [n, d]``."""
         if self.net is None:
             raise RuntimeError("DNGO.predict before fit")
-        phi = self._basis(x)
+        with single_thread():  # the prediction, like the fit, does not depend on the caller's thread count
+            phi = self._basis(x)
         mu = phi @ self.m
-        var = 1.0 / self.beta + np.einsum("nd,de,ne->n", phi, self.a_inv, phi)
+        var = 1.0 / self.beta + ((phi @ self.a_inv) * phi).sum(1)
         return mu * self.y_std + self.y_mean, np.sqrt(np.maximum(var, 1e-12)) * self.y_std
+
+    def sample_weights(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws ``[D, n]`` of the last layer's weights from their posterior :math:`\\mathcal N(m, A^{-1})`
+        (Thompson sampling: :meth:`predict_samples` gives one sampled function per column)."""
+        if self.net is None:
+            raise RuntimeError("DNGO.sample_weights before fit")
+        chol = np.linalg.cholesky(self.a_inv + 1e-12 * np.eye(len(self.m)))
+        return self.m[:, None] + chol @ rng.standard_normal((len(self.m), int(n)))
+
+    def predict_samples(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Values ``[n, k]`` (original units) at ``x [n, d]`` of the sampled functions ``w [D, k]``."""
+        with single_thread():
+            phi = self._basis(x)
+        return (phi @ w) * self.y_std + self.y_mean
 
 
 def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
