@@ -56,7 +56,6 @@ import numpy as np
 
 from nascore.errors import UserError
 from nascore.evaluation import Result
-from nascore.io import atomic_write_json, read_json
 
 from ecgnas.train import TrainConfig
 
@@ -267,48 +266,14 @@ class ECGEvaluator:
 
     def cached(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
         """:meth:`evaluate` through the result cache (``cache_dir``), for a canonical string and
-        its candidate description (no architecture object needed).
+        its candidate description (no architecture object needed). The cache may be shared by
+        several runs at once (``--eval-cache``, Ray workers): entries are write-once and the first
+        one wins (:class:`nascore.evalcache.ResultCache`), so every run that asks agrees on one
+        result per candidate."""
+        from nascore.evalcache import ResultCache
 
-        The cache may be shared by several runs at once (``--eval-cache``: the methods of one
-        seed, Ray workers), so it is *not* locked for a whole run -- that would serialise or
-        refuse the very runs it is shared between. Instead each entry is write-once: the result
-        is computed without any lock, then :func:`nascore.lock.write_lock` is held only around
-        the check-and-write of its file. If another run wrote the entry meanwhile, that entry
-        wins and is returned (so every run that asks agrees on one result per candidate);
-        otherwise ours is written atomically (unique temporary name + ``os.replace``), so a
-        reader never sees half a file and needs no lock. The worst case of a race is one
-        candidate trained twice, never a damaged or contradictory cache.
-        """
-        key = self._key(arch_key, cand)
-        path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
-        hit = self._read_cache(path, key)
-        if hit is not None:
-            return hit
-        res = self.evaluate(arch_key, cand)
-        if path is not None:
-            from nascore.lock import write_lock
-
-            with write_lock(self.cache_dir, what="evaluation cache"):
-                hit = self._read_cache(path, key)
-                if hit is not None:  # written by another run while we trained: the first result wins
-                    return hit
-                atomic_write_json(path, {"key": key, "arch": arch_key, "result": res.to_dict()})
-        return res
-
-    @staticmethod
-    def _read_cache(path: Path | None, key: str) -> Result | None:
-        """The cached result at ``path`` if it is a valid entry for ``key`` (``cached: true``)."""
-        if path is None or not path.is_file():
-            return None
-        try:
-            rec = read_json(path)
-            if rec.get("key") == key:
-                res = Result.from_dict(rec["result"])
-                res.metrics["cached"] = True
-                return res
-        except (ValueError, KeyError, OSError):
-            pass  # a damaged cache entry is recomputed
-        return None
+        return ResultCache(self.cache_dir).get_or_compute(self._key(arch_key, cand),
+                                                          lambda: self.evaluate(arch_key, cand), arch=arch_key)
 
     def evaluate(self, arch_key: str, cand: Mapping[str, Any]) -> Result:
         """Train and score one candidate (no cache)."""

@@ -59,7 +59,6 @@ from pathlib import Path
 
 from nascore.errors import UserError
 from nascore.evaluation import Result
-from nascore.io import atomic_write_json, read_json
 
 #: version of the training code in the cache key: bump when a change alters results
 TRAIN_VERSION = 1
@@ -208,38 +207,12 @@ class ImageTrainEvaluator:
         return res
 
     def cached(self, arch_key: str, arch) -> Result:
-        """:meth:`evaluate` through the write-once result cache (as :class:`ecgnas`'s evaluator:
+        """:meth:`evaluate` through the write-once result cache (:class:`nascore.evalcache.ResultCache`:
         computed without a lock, written under a short write lock; the first entry wins)."""
-        key = self.key(arch_key)
-        path = None if self.cache_dir is None else self.cache_dir / f"{key[:32]}.json"
-        hit = self._read_cache(path, key)
-        if hit is not None:
-            return hit
-        res = self.evaluate(arch)
-        if path is not None:
-            from nascore.lock import write_lock
+        from nascore.evalcache import ResultCache
 
-            with write_lock(self.cache_dir, what="evaluation cache"):
-                hit = self._read_cache(path, key)
-                if hit is not None:
-                    return hit
-                atomic_write_json(path, {"key": key, "arch": arch_key, "identity": self.identity(),
-                                         "result": res.to_dict()})
-        return res
-
-    @staticmethod
-    def _read_cache(path: Path | None, key: str) -> Result | None:
-        if path is None or not path.is_file():
-            return None
-        try:
-            rec = read_json(path)
-            if rec.get("key") == key:
-                res = Result.from_dict(rec["result"])
-                res.metrics["cached"] = True
-                return res
-        except (ValueError, KeyError, OSError):
-            pass  # a damaged entry is recomputed
-        return None
+        return ResultCache(self.cache_dir).get_or_compute(self.key(arch_key), lambda: self.evaluate(arch),
+                                                          arch=arch_key, identity=self.identity())
 
     def prepared(self):
         """``(x_train, y_train, x_val, y_val, classes, mean, std)`` on the CPU (loaded once)."""
