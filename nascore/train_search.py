@@ -104,6 +104,7 @@ def train_search(*, space: str, strategy: str, budget: str | Budget, seeds: Iter
             "table": None if table is None else str(getattr(table, "path", "given"))}
     if schedule is not None:
         base["multi_fidelity"] = schedule.to_dict()
+    evaluator.prepared()  # read (and check) the images now: a bad --data is refused before the folder is written
     ex = get_executor(executor, **dict(executor_options or {}))
     try:
         with claim_folder(out, {**base, "seeds": seeds}):

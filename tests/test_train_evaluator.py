@@ -153,6 +153,13 @@ def test_refusals_are_one_line_user_errors(squares, tmp_path):
         ImageTrainEvaluator(get_space("nb201"), tmp_path, TINY)
     with pytest.raises(UserError, match="epochs"):
         Recipe(epochs=0)
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(squares / "train", bad)
+    (bad / "notes").mkdir()  # a folder without images is refused, not trained as an empty class
+    with pytest.raises(UserError, match="holds no image"):
+        ImageTrainEvaluator(get_space("nb201"), bad, TINY).prepared()
 
 
 @pytest.mark.slow

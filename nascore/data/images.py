@@ -85,6 +85,10 @@ def _read_folder(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[st
     if not files or len(classes) < 2:
         raise UserError(f"{root}: need images in at least two class folders (<class>/<image>); "
                         f"found {len(files)} images in {len(classes)} folders")
+    empty = sorted(set(range(len(classes))) - {k for k, _ in files})
+    if empty:  # as torchvision's ImageFolder: a class without images is a mistake, not a class
+        raise UserError(f"{root / classes[empty[0]]}: class folder holds no image ({len(empty)} of "
+                        f"{len(classes)} class folders are empty); is --data the right folder?")
     st = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for _, f in files]
     key = hashlib.sha1(repr((str(root.resolve()), size, st)).encode()).hexdigest()[:16]
     cache = user_cache_root() / "images-npy" / f"{key}.npz"
