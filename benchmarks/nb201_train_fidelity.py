@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     names = names + [n + tag for n in names] if tag else names
     names = names + sorted({s for s, _ in done if "@" in s and s not in names and s.split("@")[0] in names})
     summary = summarize(done, names, frame, order)
-    atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: Recipe(**SCHEDULES[n]).to_dict() for n in names},
+    atomic_write_json(Path(args.out), {**header(), "args": vars(args), "schedules": {n: Recipe(**SCHEDULES[n.split("@")[0]]).to_dict() for n in names},
                                        "fixed": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
                                                  "weight_decay": 5e-4, "val_size": 2000, "threads": 1},
                                        "results": summary})
