@@ -156,13 +156,18 @@ class ECGEvaluator:
     ONNX and timed by onnxruntime at batch 1 on 1 thread,
     :func:`ecgnas.export.latency.model_latency_ms`, before training); ``max_latency_ms``
     (onnxruntime only): a candidate measured slower than this is rejected untrained -- a failed
-    evaluation (NaN score, ``metrics["error"]`` says why, ``metrics["infeasible"]`` is true).
+    evaluation (NaN score, ``metrics["error"]`` says why, ``metrics["infeasible"]`` is true);
+    ``repeats``: train each candidate this many times, the r-th as the evaluator of seed
+    ``seed + r`` would, and score the mean macro-F1 (each repeat's pooled out-of-fold score under
+    ``"cv"``). One training's score is mostly seed noise in ``ecg-cell`` (benchmarks/RESULTS.md,
+    "how noisy is the search objective": intraclass correlation 0.33), so the mean of R trainings
+    is a steadier objective at R times the cost.
     """
 
     def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
                  seed: int = 0, cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
                  loader=None, selection: str = "holdout", folds: int = 4, latency_source: str = "table",
-                 max_latency_ms: float | None = None, dataset: str = "mitdb"):
+                 max_latency_ms: float | None = None, dataset: str = "mitdb", repeats: int = 1):
         from ecgnas.data import DataSpec, PrepConfig
 
         self.space = space
@@ -185,6 +190,9 @@ class ECGEvaluator:
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise UserError(f"folds: need an integer >= 2, got {folds!r}")
         self.selection, self.folds = selection, int(folds)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise UserError(f"--search-repeats: need an integer >= 1, got {repeats!r}")
+        self.repeats = int(repeats)
         if latency_source not in LATENCY_SOURCES:
             raise UserError(f"--latency-source: {latency_source!r} is not one of {', '.join(LATENCY_SOURCES)}")
         if max_latency_ms is not None:
@@ -218,6 +226,8 @@ class ECGEvaluator:
             ident["dataset"] = self.dataset
         if self.selection != "holdout":  # absent for the hold-out, so earlier runs and caches stay valid
             ident["selection"] = f"{self.selection}{self.folds}"
+        if self.repeats != 1:  # absent for one training, so earlier runs and caches stay valid
+            ident["repeats"] = self.repeats
         if self.latency_source != "table":  # absent for the table: earlier runs and caches stay valid
             ident["latency_source"] = self.latency_source
             if self.max_latency_ms is not None:  # a rejection depends on the limit
@@ -301,18 +311,20 @@ class ECGEvaluator:
                 metrics.update({"error": f"measured onnxruntime latency {ms:.4f} ms exceeds max_latency_ms="
                                          f"{self.max_latency_ms:g}", "infeasible": True})
                 return Result(score=math.nan, metrics=json_clean(metrics), cost=round(time.perf_counter() - t0, 3))
+        # repeat r trains as the evaluator of seed ``self.seed + r`` would (repeat 0 is today's training)
+        repeat_seeds = [tcfg.seed] + [candidate_seed(self.seed + r, arch_key) for r in range(1, self.repeats)]
         if self.selection == "cv":
             from ecgnas.data import record_folds
 
             folds = record_folds(beats, self.folds)
-            tasks = [(np.concatenate([f for j, f in enumerate(folds) if j != i]), folds[i], tcfg.seed + i)
-                     for i in range(len(folds))]
+            tasks = [(np.concatenate([f for j, f in enumerate(folds) if j != i]), folds[i], s + i)
+                     for s in repeat_seeds for i in range(len(folds))]
         else:
-            tasks = [(parts["train"], parts["val"], tcfg.seed)]
+            tasks = [(parts["train"], parts["val"], s) for s in repeat_seeds]
         y = np.asarray(beats.y)
         truth, preds, probs, fold_f1, best_epochs, epochs_run, secs, thr = [], [], [], [], [], [], 0.0, []
         for i, (tr, va, fold_seed) in enumerate(tasks):
-            if i:  # fold models after the first: a fresh initialisation from the fold's own seed
+            if i:  # trainings after the first: a fresh initialisation from their own seed
                 seed_everything(fold_seed)
                 net = build(cand["model"], beats.window, beats.n_rr, 5, cand["hparams"],
                             in_channels=beats.in_channels)
@@ -340,11 +352,18 @@ class ECGEvaluator:
         if self.selection == "cv":
             from ecgnas.metrics import classification_report
 
-            pooled = classification_report(np.concatenate(truth), np.concatenate(preds))["macro_f1"]
-            metrics.update({"val_macro_f1": pooled, "selection": f"cv{self.folds}", "fold_macro_f1": fold_f1,
-                            "best_epoch": best_epochs, "epochs_run": epochs_run})
+            k = len(tasks) // self.repeats  # each repeat's pooled out-of-fold macro-F1, then their mean
+            per_repeat = [classification_report(np.concatenate(truth[r * k:(r + 1) * k]),
+                                                np.concatenate(preds[r * k:(r + 1) * k]))["macro_f1"]
+                          for r in range(self.repeats)]
+            metrics.update({"val_macro_f1": float(np.mean(per_repeat)), "selection": f"cv{self.folds}",
+                            "fold_macro_f1": fold_f1, "best_epoch": best_epochs, "epochs_run": epochs_run})
         else:
-            metrics.update({"val_macro_f1": fold_f1[0], "best_epoch": best_epochs[0], "epochs_run": epochs_run[0]})
+            per_repeat = fold_f1
+            metrics.update({"val_macro_f1": float(np.mean(fold_f1)), "best_epoch": best_epochs[0],
+                            "epochs_run": epochs_run[0]})
+        if self.repeats > 1:
+            metrics.update({"repeats": self.repeats, "repeat_macro_f1": per_repeat, "repeat_seeds": repeat_seeds})
         metrics.update({**head, "train_seconds": round(secs, 3), "throughput": round(float(np.mean(thr)), 1),
                         "device": res.device, "seed": tcfg.seed})
         with torch.no_grad():

@@ -128,7 +128,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
                selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
-               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb", spec=None) -> dict:
+               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb", spec=None,
+               repeats: int = 1) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -148,7 +149,9 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     ``prep``, ``split`` and ``dataset``.
     ``selection``: how candidates are scored, ``"holdout"`` (the DS1 hold-out records) or ``"cv"``
     (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
-    and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``ensemble``: members of the
+    and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``repeats``: trainings per
+    candidate with different seeds, scored by their mean (a steadier objective at ``repeats``
+    times the cost; the baseline gets the same); ``ensemble``: members of the
     final model (``ecgnas train --ensemble``: K fold models of a DS1 record cross-validation; 1 = a
     single model on all of DS1); ``multi_fidelity``: ``None`` (each candidate trains once at the
     fidelity), or a :class:`nascore.multifidelity.MultiFidelity` rung schedule (epochs per rung,
@@ -174,6 +177,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise UserError(f"--budget: must be a whole number of evaluations >= 1, got {budget!r}")
     seed = integer(0, MAX_SEED).check("--seed", seed)
+    repeats = integer(1, 1000).check("--search-repeats", repeats)
+    if repeats != 1 and supernet_kind:
+        raise UserError(f"--search-repeats: {method} scores architectures inside one supernet; it applies to the "
+                        "sampled candidates of the ask/tell methods")
     strategy_params = entry.check_params(strategy_params)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
@@ -222,6 +229,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
               "latency": bool(latency)}
     if selection != "holdout":  # absent for the hold-out: earlier run folders keep resuming
         config["selection"] = selection
+    if repeats != 1:  # absent for one training per candidate: earlier run folders keep resuming
+        config["search_repeats"] = int(repeats)
     if ensemble != 1:
         config["final_ensemble"] = int(ensemble)
     if schedule is not None:  # absent without it: earlier run folders keep resuming
@@ -259,7 +268,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                  dataset=spec.database,
                                  cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals",
                                  latency=latency, selection=selection, latency_source=latency_source,
-                                 max_latency_ms=measured_limit)
+                                 max_latency_ms=measured_limit, repeats=repeats)
     from nascore.run import claim_folder
 
     with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
@@ -284,7 +293,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                   executor_options=executor_options, batch_size=batch_size, baseline="none",
                                   eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
                                   progress=progress, wait=True, multi_fidelity=schedule,
-                                  latency_source=latency_source, dataset=spec.database)
+                                  latency_source=latency_source, dataset=spec.database, repeats=repeats)
         ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
         hw = final_hardware(ckpt, latency, latency_source)
         result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
@@ -388,6 +397,8 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
         run_config["dataset"] = config["dataset"]
     if selection != "holdout":
         run_config["selection"] = selection
+    if "search_repeats" in config:
+        run_config["search_repeats"] = config["search_repeats"]
     if "latency_source" in config:
         run_config["latency_source"] = config["latency_source"]
     if schedule is not None:

@@ -210,8 +210,9 @@ def search_objective(res: Mapping) -> dict:
     From a ``result.json`` (and the ``config`` inside it): ``signal`` (the DS1 score the search
     maximised: the hold-out records, grouped cross-validation over DS1, or the supernet's hold-out
     score), ``epochs`` and ``beats_per_epoch`` of the training behind it (the top rung of a
-    multi-fidelity search), ``value`` (the chosen architecture's score at that fidelity -- the search
-    objective), ``final_holdout`` (the DS1 hold-out macro-F1 of the final model, full schedule) and
+    multi-fidelity search), ``repeats`` (trainings per candidate whose mean is the score),
+    ``value`` (the chosen architecture's score at that fidelity -- the search objective),
+    ``final_holdout`` (the DS1 hold-out macro-F1 of the final model, full schedule) and
     ``final_cv`` (the out-of-fold DS1 macro-F1 of the final model's record cross-validation at the
     full schedule: present when it was trained as a ``--ensemble K`` of fold models, else ``None``).
     None of these looks at DS2; the DS2 figures are reported apart from them.
@@ -239,7 +240,8 @@ def search_objective(res: Mapping) -> dict:
             "epochs": (mf or {}).get("rungs", [fid.get("epochs")])[-1],
             "beats_per_epoch": fid.get("samples_per_epoch"),
             "value": res.get("search_val_macro_f1"), "final_holdout": res.get("final_val_macro_f1"),
-            "final_cv": res.get("final_cv_macro_f1"), "final_ensemble": cfg.get("final_ensemble", 1)}
+            "final_cv": res.get("final_cv_macro_f1"), "final_ensemble": cfg.get("final_ensemble", 1),
+            "repeats": cfg.get("search_repeats", 1)}
 
 
 def _objective_lines(res: Mapping) -> list[str]:
@@ -247,7 +249,10 @@ def _objective_lines(res: Mapping) -> list[str]:
     o = search_objective(res)
     beats = "all DS1 beats" if o["beats_per_epoch"] is None else f"{_f(o['beats_per_epoch'])} beats"
     lines = ["## Search objective (DS1 only: what the search optimised)", "",
-             f"The search maximised the **{o['signal']}** of a {o['epochs']}-epoch training ({beats} per epoch)"
+             f"The search maximised the **{o['signal']}** of "
+             + (f"a {o['epochs']}-epoch training" if o["repeats"] == 1 else
+                f"{o['repeats']} {o['epochs']}-epoch trainings with different seeds (their mean)")
+             + f" ({beats} per epoch)"
              + (" at the top rung of its multi-fidelity schedule" if (res.get("config") or {}).get("multi_fidelity")
                 else "") + ". The final model's DS1 cross-validation score (full schedule) exists when it was "
              "trained as an ensemble of record-fold models (`--ensemble K`). None of these figures looks at DS2.", "",

@@ -140,6 +140,38 @@ def test_evaluator_scores_on_holdout_only_caches_and_is_order_independent(fake, 
                                       "prep": {}}
 
 
+def test_repeats_train_as_the_next_seeds_would_and_score_their_mean(fake, tmp_path, capsys):
+    import ecgnas.spaces  # noqa: F401
+    from nascore.spaces import get_space
+
+    space = get_space("ecg-cell")
+    arch = space.sample(np.random.default_rng(5))
+    key = space.to_string(arch)
+    twice = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, repeats=2)
+    r = twice(arch)
+    one, nxt = (ECGEvaluator(space, FID, prep=PREP, seed=s, latency=False)(arch) for s in (3, 4))
+    # repeat 0 is the seed-3 training, repeat 1 the seed-4 one; the score is their mean
+    assert r.metrics["repeat_seeds"] == [candidate_seed(3, key), candidate_seed(4, key)]
+    assert r.metrics["repeat_macro_f1"] == pytest.approx([one.score, nxt.score])
+    assert r.score == pytest.approx((one.score + nxt.score) / 2)
+    assert twice.identity()["repeats"] == 2 and "repeats" not in ECGEvaluator(space, FID, prep=PREP).identity()
+    cv = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, selection="cv", repeats=2)(arch)
+    assert len(cv.metrics["fold_macro_f1"]) == 8 and len(cv.metrics["repeat_macro_f1"]) == 2
+    assert cv.score == pytest.approx(np.mean(cv.metrics["repeat_macro_f1"]))
+    for bad in (0, 1.5, True):
+        with pytest.raises(UserError, match="--search-repeats: need an integer >= 1"):
+            ECGEvaluator(space, FID, repeats=bad)
+    with pytest.raises(UserError, match="--search-repeats: eg-nas scores architectures inside one supernet"):
+        ecg_search("unused", method="eg-nas", repeats=2, **TINY)
+    out = tmp_path / "rep"
+    assert cli(["search", "--method", "random", "--baseline", "none", "--output", str(out), "--budget", "2",
+                "--search-epochs", "1", "--search-samples", "128", "--epochs", "1", "--samples-per-epoch", "128",
+                "--search-repeats", "2", "--no-latency", "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["search_repeats"] == 2
+    assert all(len(h["metrics"]["repeat_macro_f1"]) == 2 for h in read_jsonl(out / "search" / "history.jsonl"))
+    assert "of 2 1-epoch trainings with different seeds (their mean)" in (out / "report.md").read_text()
+
+
 def test_evaluator_never_touches_ds2(fake, monkeypatch):
     import ecgnas.train as T
     from ecgnas.data.splits import inter_patient_split

@@ -58,6 +58,8 @@ def register(subparsers) -> None:
     rs.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
                     help="how a trial is scored: the DS1 hold-out (default) or grouped 4-fold CV over DS1 "
                          "(as `ecgnas search --selection`)")
+    rs.add_argument("--search-repeats", type=int, default=1, metavar="R",
+                    help="train each trial R times with different seeds and score the mean (as `ecgnas search`)")
     rs.add_argument("--epochs", type=int, default=d.epochs, help=f"final model: max epochs (default {d.epochs})")
     rs.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
                     help="final model: beats per epoch (default: every training beat once; 0 = the same)")
@@ -91,7 +93,7 @@ def main(args) -> int:
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
                      fidelity=fidelity, final=final, data=args.data, split=args.split, dataset=args.dataset, baseline="none",
                      eval_cache=args.eval_cache, selection=args.selection, ensemble=args.ensemble,
-                     progress=not args.quiet, multi_fidelity=_schedule_arg(args))
+                     progress=not args.quiet, multi_fidelity=_schedule_arg(args), repeats=args.search_repeats)
     t = res["ds2"]
     print(f"{args.output}: best {res['best_arch']} (hold-out macro-F1 {res['search_val_macro_f1']:.2f}, "
           f"{res['params']:,} params); DS2 macro-F1 {t['macro_f1']:.2f}, accuracy {t['accuracy']:.2f} "

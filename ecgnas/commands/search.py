@@ -78,6 +78,9 @@ def register(subparsers) -> None:
                    help="how a candidate is scored: holdout = macro-F1 on the DS1 hold-out records (default); "
                         "cv = grouped 4-fold cross-validation over all DS1 records (4 trainings per candidate, "
                         "a steadier signal; see benchmarks/RESULTS.md)")
+    g.add_argument("--search-repeats", type=int, default=1, metavar="R",
+                   help="train each candidate R times with different seeds and score the mean (default 1; one "
+                        "training's score is mostly seed noise in ecg-cell, see benchmarks/RESULTS.md)")
     g = p.add_argument_group("final model (full schedule)")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs (default {d.epochs})")
     g.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch,
@@ -164,7 +167,7 @@ def main(args) -> int:
                      strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,
                      ensemble=args.ensemble, progress=not args.quiet, multi_fidelity=_schedule_arg(args),
-                     latency_source=args.latency_source)
+                     latency_source=args.latency_source, repeats=args.search_repeats)
     ds2 = res["ds2"]
     test = "DS2" if res.get("dataset", "mitdb") == "mitdb" else f"{res['dataset'].split('+')[0]} test patients"
     line = (f"{args.output}: {res['method']} -> {test} macro-F1 {ds2['macro_f1']:.2f}, accuracy {ds2['accuracy']:.2f}, "
