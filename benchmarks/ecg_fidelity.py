@@ -20,6 +20,9 @@ Reported (``benchmarks/results/ecg_fidelity.json``):
 * the same for the threshold-free hold-out scores the evaluator records beside macro-F1 (macro
   AUC, class-balanced NLL, balanced accuracy; :func:`ecgnas.metrics.probability_scores`): is one of
   them a less noisy objective?
+* with ``--repeat-check S0,S1,S2,S3`` (cached trainings only): how well single trainings agree
+  across seeds, and how well the mean of two (``ecgnas search --search-repeats 2``) agrees with the
+  mean of two others;
 * CPU-seconds per candidate at each rung (one torch thread each; the machine is shared, so
   these are loaded-machine figures).
 
@@ -99,6 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of the search fidelity's TrainConfig (e.g. ema_decay=0.999); repeatable")
     ap.add_argument("--collect", action="store_true", help="summarise what the cache holds; train nothing")
+    ap.add_argument("--repeat-check", default=None, metavar="S0,S1,S2,S3",
+                    help="from the cache only: does the mean of two trainings (seeds S0,S1) rank the first --archs "
+                         "cells at rung --noise-rung like the mean of two others (S2,S3)? (--search-repeats 2)")
     args = ap.parse_args(argv)
     rungs = sorted({int(r) for r in args.rungs.split(",")})
 
@@ -146,6 +152,8 @@ def main(argv=None) -> int:
             plan.append((i, rungs[-1], base))
     if args.top_archs is not None:
         plan += [(i, rungs[-1], base) for i in range(min(n_top, len(archs)))]
+    if args.repeat_check:
+        return _repeat_check(args, space, archs, fidelity, cache)
     rows = [{"arch": space.to_string(a), "score": {}, "cost_s": {}} for a in archs]
     t_start = time.perf_counter()
     for step, (i, r, ev) in enumerate(plan):
@@ -208,6 +216,48 @@ def main(argv=None) -> int:
         sn = d["seed_noise"] or {}
         print(f"  {m}: seed noise tau {sn.get('kendall_tau')}; "
               + ", ".join(f"{k} tau {v['kendall_tau']}" for k, v in d["pairs"].items()))
+    return 0
+
+
+def _repeat_check(args, space, archs, fidelity, cache) -> int:
+    """Reliability of single trainings and of two-training means, from cached trainings only."""
+    from ecgnas.evaluator import ECGEvaluator
+
+    seeds = [int(x) for x in args.repeat_check.split(",")]
+    if len(seeds) != 4:
+        raise SystemExit("--repeat-check: give four seeds, S0,S1,S2,S3")
+    rung = args.noise_rung or 3
+    scores = {}
+    for sd in seeds:
+        ev = ECGEvaluator(space, fidelity, data=args.data, seed=sd, cache_dir=cache, latency=False)
+
+        def refuse(*_a, **_k):
+            raise LookupError("not in the cache")
+        ev.evaluate = refuse  # type: ignore[method-assign]
+        col = []
+        for a in archs:
+            try:
+                col.append(ev(a, fidelity=rung).score)
+            except LookupError:
+                col.append(float("nan"))
+        scores[sd] = np.asarray(col, float)
+    s0, s1, s2, s3 = (scores[sd] for sd in seeds)
+    single = {f"seed {a} vs seed {b}": _corr(scores[a], scores[b]) for a, b in itertools.combinations(seeds, 2)}
+    taus = [v["kendall_tau"] for v in single.values() if v["kendall_tau"] is not None]
+    rhos = [v["spearman_rho"] for v in single.values() if v["spearman_rho"] is not None]
+    out = {**header(), "rung": rung, "seeds": seeds, "archs": int(np.isfinite(s0 + s1 + s2 + s3).sum()),
+           "single_training_pairs": single,
+           "single_training_mean": {"kendall_tau": float(np.mean(taus)) if taus else None,
+                                    "spearman_rho": float(np.mean(rhos)) if rhos else None},
+           "two_training_means": _corr((s0 + s1) / 2, (s2 + s3) / 2),
+           "rows": [{"arch": space.to_string(a), **{f"seed{sd}": float(scores[sd][i]) if np.isfinite(scores[sd][i])
+                                                     else None for sd in seeds}}
+                    for i, a in enumerate(archs)]}
+    atomic_write_json(RESULTS / args.out, out)
+    print(f"{out['archs']} cells at rung {rung}: single trainings agree at mean tau "
+          f"{out['single_training_mean']['kendall_tau']}, rho {out['single_training_mean']['spearman_rho']}; "
+          f"means of two: tau {out['two_training_means']['kendall_tau']}, "
+          f"rho {out['two_training_means']['spearman_rho']} -> {RESULTS / args.out}")
     return 0
 
 
