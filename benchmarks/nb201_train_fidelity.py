@@ -41,6 +41,7 @@ SCHEDULES = {
     "s16n3e5": dict(image_size=16, C=8, N=3, subset=3000, epochs=5),
     "s16n2e6": dict(image_size=16, C=8, N=2, subset=4000, epochs=6),
     "s16b32e6na": dict(image_size=16, C=8, N=1, subset=4000, epochs=6, batch_size=32, augment=False),
+    "s16d20e3": dict(image_size=16, C=8, N=1, subset=20000, epochs=3),  # 4x s16e3's images (and SGD steps)
 }
 
 
@@ -154,13 +155,16 @@ def summarize(done: dict, names, frame, order) -> dict:
             s["top10_overlap_test200"] = len(top)
         if "@" in name:  # the same cells trained again with another seed: how well do two trainings agree?
             base = {r["arch"]: r["acc"] for (n, _), r in done.items() if n == name.split("@")[0]}
-            pairs = [(base[r["arch"]], r["acc"]) for r in recs if r["arch"] in base]
-            if len(pairs) >= 3:
-                x, y = np.array(pairs).T
+            paired = [r for r in recs if r["arch"] in base]
+            if len(paired) >= 3:
+                x, y = np.array([(base[r["arch"]], r["acc"]) for r in paired]).T
                 s["seed_to_seed_kendall_tau"] = round(float(kendalltau(x, y)[0]), 4)
                 s["seed_to_seed_abs_diff_mean"] = round(float(np.mean(np.abs(x - y))), 3)
-                s["mean_of_two_seeds_kendall_tau_test200"] = round(float(kendalltau(
-                    (x + y) / 2, [r["test_acc_200"] for r in recs if r["arch"] in base])[0]), 4)
+                s["mean_of_two_seeds_n"] = len(paired)
+                for col, key in (("valid_acc_200", "valid200"), ("test_acc_200", "test200")):
+                    ref = [r[col] for r in paired]  # the mean of the two seeds' accuracies per cell
+                    s[f"mean_of_two_seeds_kendall_tau_{key}"] = round(float(kendalltau((x + y) / 2, ref)[0]), 4)
+                    s[f"mean_of_two_seeds_spearman_{key}"] = round(float(spearmanr((x + y) / 2, ref)[0]), 4)
         out[name] = s
     return out
 
