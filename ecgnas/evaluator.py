@@ -159,9 +159,10 @@ class ECGEvaluator:
     evaluation (NaN score, ``metrics["error"]`` says why, ``metrics["infeasible"]`` is true);
     ``repeats``: train each candidate this many times, the r-th as the evaluator of seed
     ``seed + r`` would, and score the mean macro-F1 (each repeat's pooled out-of-fold score under
-    ``"cv"``). One training's score is mostly seed noise in ``ecg-cell`` (benchmarks/RESULTS.md,
-    "how noisy is the search objective": intraclass correlation 0.33), so the mean of R trainings
-    is a steadier objective at R times the cost.
+    ``"cv"``), at R times the cost. One training's score is mostly seed noise in ``ecg-cell``
+    (benchmarks/RESULTS.md, "how noisy is the search objective"); there even the mean of two
+    trainings ranks 30 cells like the mean of two others at only Kendall τ 0.12, so the option
+    is for spaces and recipes where one training is steadier.
     """
 
     def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
