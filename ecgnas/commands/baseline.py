@@ -21,7 +21,7 @@ from nascore.cliutil import add_multi_fidelity_options, check_options
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer
 
-from ecgnas.commands.train import COMMON_BOUNDS
+from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options
 
 #: ranges of the numeric options of ``baseline random-search`` (checked before anything runs)
 BASELINE_BOUNDS = {**COMMON_BOUNDS, "trials": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
@@ -45,12 +45,7 @@ def register(subparsers) -> None:
     rs.add_argument("--split", choices=("inter", "intra"), default="inter",
                     help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     rs.add_argument("--output", required=True, help="run folder")
-    rs.add_argument("--dataset", default="mitdb",
-                   help="database(s) from ecgnas.datasets (default mitdb); A+B adds every record of B to the training "
-                        "beats (extra training data, said in every report)")
-    rs.add_argument("--data", default=None,
-                   help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
-                        "NAME=DIR,NAME=DIR")
+    add_dataset_options(rs)
     rs.add_argument("--search-epochs", type=int, default=DEFAULT_FIDELITY["epochs"],
                     help=f"epochs per trial (default {DEFAULT_FIDELITY['epochs']})")
     rs.add_argument("--search-samples", type=int, default=DEFAULT_FIDELITY["samples_per_epoch"],

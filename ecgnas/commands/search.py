@@ -29,7 +29,7 @@ from nascore.errors import UserError
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer, number
 
-from ecgnas.commands.train import COMMON_BOUNDS
+from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options
 
 #: ranges of the numeric options of ``ecgnas search`` (checked before anything runs or is written)
 SEARCH_BOUNDS = {**COMMON_BOUNDS, "budget": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
@@ -61,12 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--budget", type=int, default=24, help="candidate evaluations (sample-based methods; default 24)")
     p.add_argument("--seed", type=int, default=0, help="search seed (also the evaluation seed; default 0)")
     p.add_argument("--output", required=True, help="run folder")
-    p.add_argument("--dataset", default="mitdb",
-                   help="database(s) from ecgnas.datasets (default mitdb); A+B adds every record of B to the training "
-                        "beats (extra training data, said in every report)")
-    p.add_argument("--data", default=None,
-                   help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
-                        "NAME=DIR,NAME=DIR")
+    add_dataset_options(p)
     p.add_argument("--split", choices=("inter", "intra"), default="inter",
                    help="inter: DS1/DS2 (default); intra: random beat split (optimistic)")
     g = p.add_argument_group("candidate training (search fidelity)")

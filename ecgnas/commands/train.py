@@ -74,13 +74,18 @@ def add_train_options(p, epochs_default: int | None = None) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    add_dataset_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_dataset_options(p) -> None:
+    """``--dataset`` and ``--data``, as every command that trains on a database takes them."""
     p.add_argument("--dataset", default="mitdb",
                    help="database(s) from ecgnas.datasets (default mitdb); A+B trains on A's training patients plus "
                         "every record of B (extra training data, said in every report)")
     p.add_argument("--data", default=None,
                    help="WFDB folder (default $NASCORE_DATA/<dataset>, then the user cache); several databases: "
                         "NAME=DIR,NAME=DIR")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def register(subparsers) -> None:
