@@ -101,6 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="ecg_fidelity.json")
     ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of the search fidelity's TrainConfig (e.g. ema_decay=0.999); repeatable")
+    ap.add_argument("--selection", choices=("holdout", "cv"), default="holdout",
+                    help="the score: DS1 hold-out (the search default) or grouped 4-fold CV over DS1")
     ap.add_argument("--collect", action="store_true", help="summarise what the cache holds; train nothing")
     ap.add_argument("--repeat-check", default=None, metavar="S0,S1,S2,S3",
                     help="from the cache only: does the mean of two trainings (seeds S0,S1) rank the first --archs "
@@ -133,8 +135,10 @@ def main(argv=None) -> int:
         k, _, v = kv.partition("=")
         overrides[k] = json.loads(v)
     fidelity = default_fidelity(**overrides)
-    base = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed, cache_dir=cache, latency=False)
-    noisy = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed + 1, cache_dir=cache, latency=False)
+    base = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed, cache_dir=cache, latency=False,
+                        selection=args.selection)
+    noisy = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed + 1, cache_dir=cache, latency=False,
+                         selection=args.selection)
     if args.collect:  # read the cache only: an evaluator whose evaluate() refuses
         def refuse(*_a, **_k):
             raise LookupError("not in the cache")
@@ -200,7 +204,7 @@ def main(argv=None) -> int:
     cost = {r: summary(x["cost_s"].get(r) for x in rows) for r in names + ([noise_name] if noise else [])}
     scores = {r: summary(col(r)) for r in names}
     out = {**header(), "archs": len(rows), "rungs": rungs, "sample_seed": args.sample_seed, "seed": args.seed,
-           "fidelity": fidelity.identity(), "train_overrides": overrides, "selection": "holdout", "eta": args.eta,
+           "fidelity": fidelity.identity(), "train_overrides": overrides, "selection": args.selection, "eta": args.eta,
            "pairs": pairs, "seed_noise": None if noise is None else {"rung": args.noise_rung, **noise},
            "top_rung_survivors": survive, "threshold_free": by_metric, "cpu_seconds_per_candidate": cost, "hold_out_macro_f1": scores,
            "rows": rows}
