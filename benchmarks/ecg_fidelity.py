@@ -139,10 +139,9 @@ def main(argv=None) -> int:
                         selection=args.selection)
     noisy = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed + 1, cache_dir=cache, latency=False,
                          selection=args.selection)
-    if args.collect:  # read the cache only: an evaluator whose evaluate() refuses
-        def refuse(*_a, **_k):
-            raise LookupError("not in the cache")
-        base.evaluate = noisy.evaluate = refuse  # type: ignore[method-assign]
+    if args.collect:  # read the cache only
+        _cache_only(base)
+        _cache_only(noisy)
     for ev in (base, noisy):  # one load of the beats, shared
         ev._loaded = base._loaded
 
@@ -223,6 +222,14 @@ def main(argv=None) -> int:
     return 0
 
 
+def _cache_only(ev):
+    """``ev`` answering from its result cache only: a training it would have to run raises LookupError."""
+    def refuse(*_a, **_k):
+        raise LookupError("not in the cache")
+    ev.evaluate = refuse  # type: ignore[method-assign]
+    return ev
+
+
 def _repeat_check(args, space, archs, fidelity, cache) -> int:
     """Reliability of single trainings and of two-training means, from cached trainings only."""
     from ecgnas.evaluator import ECGEvaluator
@@ -233,11 +240,8 @@ def _repeat_check(args, space, archs, fidelity, cache) -> int:
     rung = args.noise_rung or 3
     scores = {}
     for sd in seeds:
-        ev = ECGEvaluator(space, fidelity, data=args.data, seed=sd, cache_dir=cache, latency=False)
-
-        def refuse(*_a, **_k):
-            raise LookupError("not in the cache")
-        ev.evaluate = refuse  # type: ignore[method-assign]
+        ev = _cache_only(ECGEvaluator(space, fidelity, data=args.data, seed=sd, cache_dir=cache, latency=False,
+                                      selection=args.selection))
         col = []
         for a in archs:
             try:
