@@ -139,13 +139,13 @@ def _job(job: dict) -> dict:
 
     torch.set_num_threads(1)
     from ecgnas.run import train_run
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec, PrepConfig
     from ecgnas.train import TrainConfig
 
     model, hp, over = SPECS[job["spec"]]
     cfg = TrainConfig(**{"device": "cpu", "num_threads": 1, "seed": job["seed"], **over})
-    s = train_run(job["run"], model, hparams=hp, train=cfg, prep=PrepConfig(**PREPS.get(job["spec"], {})), split="inter", data=job["data"],
-                  progress=False, cv=True)
+    spec = DataSpec(prep=PrepConfig(**PREPS.get(job["spec"], {})), data=job["data"])
+    s = train_run(job["run"], model, hparams=hp, train=cfg, spec=spec, progress=False, cv=True)
     from nascore.io import read_jsonl
 
     log = read_jsonl(Path(job["run"]) / "train_log.jsonl")  # the single model's epochs (fold models are not logged)
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         print(markdown(json.loads(Path(args.out).read_text())))
         return 0
 
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec, PrepConfig
     from ecgnas.evaluate import load_data
     from ecgnas.train import TrainConfig
 
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown spec(s) {unknown}; choose from {list(SPECS)}")
     for prep in [{}] + [PREPS[s] for s in specs if s in PREPS]:
-        load_data(args.data, PrepConfig(**prep), "inter", progress=False)  # warm the beat caches before forking
+        load_data(DataSpec(prep=PrepConfig(**prep), data=args.data), progress=False)  # warm the beat caches before forking
     work = Path(args.work)
     jobs = [{"spec": s, "seed": seed, "data": args.data, "run": str(work / f"{slug(s)}-s{seed}")}
             for seed in parse_seeds(args.seeds) for s in specs]

@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     import ecgnas.spaces  # noqa: F401  (registers ecg-cell)
     from nascore.spaces import get_space
+    from ecgnas.data import DataSpec
     from ecgnas.evaluator import ECGEvaluator, default_fidelity
 
     space = get_space("ecg-cell")
@@ -135,9 +136,9 @@ def main(argv=None) -> int:
         k, _, v = kv.partition("=")
         overrides[k] = json.loads(v)
     fidelity = default_fidelity(**overrides)
-    base = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed, cache_dir=cache, latency=False,
+    base = ECGEvaluator(space, fidelity, spec=DataSpec(data=args.data), seed=args.seed, cache_dir=cache, latency=False,
                         selection=args.selection)
-    noisy = ECGEvaluator(space, fidelity, data=args.data, seed=args.seed + 1, cache_dir=cache, latency=False,
+    noisy = ECGEvaluator(space, fidelity, spec=DataSpec(data=args.data), seed=args.seed + 1, cache_dir=cache, latency=False,
                          selection=args.selection)
     if args.collect:  # read the cache only
         _cache_only(base)
@@ -232,6 +233,7 @@ def _cache_only(ev):
 
 def _repeat_check(args, space, archs, fidelity, cache) -> int:
     """Reliability of single trainings and of two-training means, from cached trainings only."""
+    from ecgnas.data import DataSpec
     from ecgnas.evaluator import ECGEvaluator
 
     seeds = [int(x) for x in args.repeat_check.split(",")]
@@ -240,7 +242,7 @@ def _repeat_check(args, space, archs, fidelity, cache) -> int:
     rung = args.noise_rung or 3
     scores = {}
     for sd in seeds:
-        ev = _cache_only(ECGEvaluator(space, fidelity, data=args.data, seed=sd, cache_dir=cache, latency=False,
+        ev = _cache_only(ECGEvaluator(space, fidelity, spec=DataSpec(data=args.data), seed=sd, cache_dir=cache, latency=False,
                                       selection=args.selection))
         col = []
         for a in archs:

@@ -42,11 +42,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression
 
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec
     from ecgnas.evaluate import load_data
     from ecgnas.metrics import classification_report
 
-    beats, sp = load_data(args.data, PrepConfig(), "inter", progress=False)
+    beats, sp = load_data(DataSpec(data=args.data), progress=False)
     tr = sp["train"][beats.y[sp["train"]] < 4]
     rows = []
     for name, feat in FEATURES.items():

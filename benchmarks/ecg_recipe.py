@@ -49,12 +49,13 @@ def _job(job: dict) -> dict:
 
     torch.set_num_threads(1)
     from ecgnas.run import train_run
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec, PrepConfig
     from ecgnas.train import TrainConfig
 
     prep_kw, train_kw = VARIANTS[job["variant"]]
     cfg = TrainConfig(num_threads=1, device="cpu", seed=job["seed"], **train_kw)
-    s = train_run(job["run"], "ecg-cell", train=cfg, prep=PrepConfig(**prep_kw), data=job["data"], progress=False)
+    s = train_run(job["run"], "ecg-cell", train=cfg, spec=DataSpec(prep=PrepConfig(**prep_kw), data=job["data"]),
+                  progress=False)
     return {"variant": job["variant"], "seed": job["seed"], "val_macro_f1": s.get("best_val_macro_f1"),
             "best_epoch": s.get("best_epoch"), "ds2_macro_f1": s["test"]["macro_f1"], "ds2_S_f1": s["test"]["S"]["f1"],
             "ds2_V_f1": s["test"]["V"]["f1"], "train_seconds": round(s["train_seconds"], 1), "params": s["params"]}

@@ -117,13 +117,14 @@ def _job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from ecgnas.data import PrepConfig, record_folds
+    from ecgnas.data import DataSpec, PrepConfig, record_folds
     from ecgnas.ensemble import cross_validate
     from ecgnas.evaluate import build, load_data
     from ecgnas.train import TrainConfig
 
     out = Path(job["work"]) / f"{slug(job['variant'])}-s{job['seed']}.npz"
-    beats, _ = load_data(job["data"], PrepConfig(**PREP_VARIANTS.get(job["variant"], {})), "inter", progress=False)
+    beats, _ = load_data(DataSpec(prep=PrepConfig(**PREP_VARIANTS.get(job["variant"], {})), data=job["data"]),
+                         progress=False)
     folds = record_folds(beats, 4)
     if not out.exists():
         model, hp, over, rr_norm = VARIANTS[job["variant"]]
@@ -150,10 +151,10 @@ def sklearn_reference(data, C: float = 0.01) -> dict:
     residual + RR over the same 4 DS1 record folds."""
     from sklearn.linear_model import LogisticRegression
 
-    from ecgnas.data import PrepConfig, record_folds
+    from ecgnas.data import DataSpec, record_folds
     from ecgnas.evaluate import load_data
 
-    beats, _ = load_data(data, PrepConfig(), "inter", progress=False)
+    beats, _ = load_data(DataSpec(data=data), progress=False)
     folds = record_folds(beats, 4)
     feat = lambda i: np.concatenate([beats.rr[i], beats.x[i, 1]], 1)  # noqa: E731
     probas, idx, fold = [], [], []
@@ -196,11 +197,11 @@ def main(argv=None) -> int:
             for v in names]
     if args.collect:
         jobs = [j for j in jobs if (Path(args.work) / f"{slug(j['variant'])}-s{j['seed']}.npz").exists()]
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec, PrepConfig
     from ecgnas.evaluate import load_data
 
     for prep in [{}] + [PREP_VARIANTS[v] for v in names if v in PREP_VARIANTS]:
-        load_data(args.data, PrepConfig(**prep), "inter", progress=False)  # warm the caches before forking
+        load_data(DataSpec(prep=PrepConfig(**prep), data=args.data), progress=False)  # warm the caches before forking
     rows = parallel_map(_job, jobs, args.jobs, desc="cv jobs")
     ref = sklearn_reference(args.data)
     agg = {}

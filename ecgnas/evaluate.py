@@ -73,35 +73,25 @@ def make_prep(fields: Mapping[str, Any] | None = None, **overrides):
     return PrepConfig(**d)
 
 
-def load_data(data=None, prep=None, split: str = "inter", progress: bool = True, dataset: str | None = None):
-    """Load the beats for ``prep`` (cached by the data pipeline) and make the named split.
+def load_data(spec=None, progress: bool = True, cache_dir=None):
+    """``(beats, split_dict)`` of a :class:`ecgnas.data.DataSpec` (``None``: MIT-BIH, ``PrepConfig()``,
+    inter-patient), its beats cached by the data pipeline.
 
-    Returns ``(beats, split_dict)`` with ``split_dict = {"train", "val", "test"}`` index arrays:
-    ``"inter"`` is de Chazal's DS1/DS2 with the DS1 hold-out records as ``val``
-    (:func:`ecgnas.data.inter_patient_split`); ``"intra"`` mixes beats of all records
-    (:func:`ecgnas.data.intra_patient_split`, optimistic, for comparison with papers only).
-    ``dataset`` (default MIT-BIH): the database(s), see :func:`load_spec`.
+    ``split_dict = {"train", "val", "test"}`` index arrays. The main database gives them: its
+    standard split (MIT-BIH: de Chazal's DS1 minus the hold-out records / the hold-out / DS2,
+    :func:`ecgnas.data.inter_patient_split`), else :func:`ecgnas.data.patient_split` over its
+    patients (``"inter"``), or the optimistic beat-level split (``"intra"``,
+    :func:`ecgnas.data.intra_patient_split`, for comparison with papers only). Every record of each
+    extra database is appended to ``train`` only; their record names are prefixed ``<database>:``.
+    The files are read from ``spec.data`` (:attr:`ecgnas.data.DataSpec.dirs`).
     """
     from ecgnas import data as ecgdata
 
-    if split not in SPLITS:
-        raise UserError(f"split: {split!r} is not one of {', '.join(SPLITS)}")
-    spec = ecgdata.DataSpec(dataset or "mitdb", prep if prep is not None else ecgdata.PrepConfig(), split)
-    return load_spec(spec, data, progress=progress)
-
-
-def load_spec(spec, data=None, progress: bool = True, cache_dir=None):
-    """``(beats, split_dict)`` of a :class:`ecgnas.data.DataSpec`.
-
-    The main database gives train / val / test: its standard split (MIT-BIH: DS1 minus hold-out /
-    hold-out / DS2), else :func:`ecgnas.data.patient_split` over its patients (``"inter"``), or the
-    optimistic beat-level split (``"intra"``). Every record of each extra database is appended to
-    ``train`` only; their record names are prefixed ``<database>:``. ``data``: one folder (the main
-    database's) or ``"name=DIR,..."`` (:func:`ecgnas.data.data_dirs`).
-    """
-    from ecgnas import data as ecgdata
-
-    dirs = ecgdata.data_dirs(data, spec.databases)
+    if spec is None:
+        spec = ecgdata.DataSpec()
+    elif not isinstance(spec, ecgdata.DataSpec):
+        raise UserError(f"load_data: expected a DataSpec, got {type(spec).__name__}")
+    dirs = spec.dirs
     main = spec.main
 
     def _load(db):
@@ -170,12 +160,15 @@ def build(name: str, window: int, n_rr: int = 4, n_classes: int = 5, hparams: Ma
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: str, hparams: Mapping[str, Any],
-                    window: int, n_rr: int, n_classes: int, prep, split: str, extra: Mapping[str, Any] | None = None,
-                    in_channels: int = 1, dataset: str = "mitdb") -> None:
-    """Write ``model``'s weights and everything needed to rebuild it, atomically.
+                    window: int, n_rr: int, n_classes: int, spec, extra: Mapping[str, Any] | None = None,
+                    in_channels: int = 1) -> None:
+    """Write ``model``'s weights and everything needed to rebuild it, atomically; the
+    :class:`~ecgnas.data.DataSpec` ``spec`` it was trained on is recorded as ``prep`` (and its
+    ``prep_key``), ``split`` and ``dataset`` (:meth:`ecgnas.data.DataSpec.from_config` reads it back;
+    the data folder is not recorded).
 
     >>> # save_checkpoint(run / "checkpoint.pt", model, name="resnet", hparams={}, window=252,
-    >>> #                 n_rr=4, n_classes=5, prep=PrepConfig(), split="inter")
+    >>> #                 n_rr=4, n_classes=5, spec=DataSpec())
     """
     import io
 
@@ -186,8 +179,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, name: st
     offsets = (model.offsets.tolist() if isinstance(model, EnsembleModel) else [])
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name, "hparams": dict(hparams),
             "window": int(window), "n_rr": int(n_rr), "n_classes": int(n_classes), "in_channels": int(in_channels),
-            "prep": prep_dict(prep),
-            "prep_key": prep_key(prep), "split": split, "dataset": dataset, **dict(extra or {}),
+            "prep": prep_dict(spec.prep),
+            "prep_key": prep_key(spec.prep), "split": spec.split, "dataset": spec.database, **dict(extra or {}),
             "rr_norm": isinstance(members[0], RRNormed), "offsets": [float(v) for v in offsets],
             "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in members]}
     buf = io.BytesIO()
@@ -322,11 +315,9 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data=None, pro
                 raise UserError(f"--dataset {target.name}: {run} trained on {trained.database}, so {target.name} is not "
                                 "an unseen database (cross-database evaluation needs one the run never saw)")
             model.to(resolve_device(device))
-            return evaluate_cross(run, model, ckpt, prep, trained, target, data, progress, cache_dir)
-    if trained.database == "mitdb" and cache_dir is None:  # the call every earlier evaluation made
-        beats, parts = load_data(data, prep, trained.split, progress=progress)
-    else:
-        beats, parts = load_spec(trained, data, progress=progress, cache_dir=cache_dir)
+            return evaluate_cross(run, model, ckpt, trained, DataSpec(target.name, prep, trained.split, data),
+                                  progress, cache_dir)
+    beats, parts = load_data(DataSpec.of(trained, data=data), progress=progress, cache_dir=cache_dir)
     if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
         raise UserError(f"{path}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the data "
                         f"has {beats.in_channels} x {beats.window}")
@@ -354,15 +345,19 @@ def _label(out: Path, metrics: dict, fields: Mapping[str, Any]) -> dict:
     return m
 
 
-def evaluate_cross(run: Path, model: torch.nn.Module, ckpt: Mapping[str, Any], prep, trained, target, data=None,
+def evaluate_cross(run: Path, model: torch.nn.Module, ckpt: Mapping[str, Any], trained, on,
                    progress: bool = True, cache_dir=None) -> dict:
-    """The cross-database part of :func:`evaluate_run` (``run_dir/eval-<target>/``)."""
+    """The cross-database part of :func:`evaluate_run` (``run_dir/eval-<database>/``): the model
+    trained on the :class:`~ecgnas.data.DataSpec` ``trained``, tested on every record of the
+    database of the spec ``on`` (its prep is the checkpoint's: lead map and resampling to the
+    model's rate happen in preparation; its split does not apply)."""
     from ecgnas import data as ecgdata
     from ecgnas.data.prepare import console_notes
     from ecgnas.metrics import per_record_table
 
+    target, prep = on.main, on.prep
     kw = {} if cache_dir is None else {"cache_dir": cache_dir}
-    beats = ecgdata.load_beats(data=data, config=prep, progress=progress, database=target, **kw)
+    beats = ecgdata.load_beats(data=on.dirs[target.name], config=prep, progress=progress, database=target, **kw)
     if beats.window != ckpt["window"] or beats.in_channels != int(ckpt.get("in_channels", 1)):
         raise UserError(f"{run}: model expects {ckpt.get('in_channels', 1)} x {ckpt['window']} inputs but the "
                         f"{target.name} beats are {beats.in_channels} x {beats.window}")

@@ -142,13 +142,15 @@ class ECGEvaluator:
 
     ``space``: the search space (``arch`` objects come from it); ``fidelity``: the short
     :class:`TrainConfig` each candidate trains with (its ``seed`` is replaced per candidate);
-    ``prep``: the base :class:`~ecgnas.data.PrepConfig` (default ``PrepConfig()``); ``data``: the
-    MIT-BIH folder (default: ``$NASCORE_DATA/mitdb`` ...); ``split``: ``"inter"`` (or ``"intra"``,
-    optimistic); ``seed``: the evaluation seed; ``cache_dir``: where results are cached (``None``:
-    no cache); ``latency``: measure CPU latency per candidate (a few hundred ms each);
-    ``beats``: optional ``(beats, split_dict)`` to use instead of loading (tests, notebooks);
-    ``loader``: optional picklable ``loader(data, prep, split) -> (beats, split_dict)`` replacing
-    :func:`ecgnas.evaluate.load_data` (it travels to Ray workers with the evaluator);
+    ``spec``: the :class:`~ecgnas.data.DataSpec` -- database(s), base
+    :class:`~ecgnas.data.PrepConfig` (a candidate may override its window), split (``"inter"``, or
+    ``"intra"``, optimistic) and data folder (default ``DataSpec()``: MIT-BIH, ``PrepConfig()``,
+    inter-patient, ``$NASCORE_DATA/mitdb`` ...); ``seed``: the evaluation seed; ``cache_dir``:
+    where results are cached (``None``: no cache); ``latency``: measure CPU latency per candidate
+    (a few hundred ms each); ``beats``: optional ``(beats, split_dict)`` to use instead of loading
+    (tests, notebooks); ``loader``: optional picklable ``loader(spec, progress=False) ->
+    (beats, split_dict)`` replacing :func:`ecgnas.evaluate.load_data` (it travels to Ray workers
+    with the evaluator);
     ``selection``: ``"holdout"`` (default) or ``"cv"`` (grouped ``folds``-fold cross-validation
     over the DS1 records, inter-patient split only); ``latency_source``: how ``latency_ms`` is
     measured, ``"table"`` (eager torch on the trained model, the unit of the lookup table the
@@ -165,25 +167,21 @@ class ECGEvaluator:
     is for spaces and recipes where one training is steadier.
     """
 
-    def __init__(self, space, fidelity: TrainConfig | None = None, *, prep=None, data=None, split: str = "inter",
-                 seed: int = 0, cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
+    def __init__(self, space, fidelity: TrainConfig | None = None, *, spec=None, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None, latency: bool = True, beats=None,
                  loader=None, selection: str = "holdout", folds: int = 4, latency_source: str = "table",
-                 max_latency_ms: float | None = None, dataset: str = "mitdb", repeats: int = 1):
-        from ecgnas.data import DataSpec, PrepConfig
+                 max_latency_ms: float | None = None, repeats: int = 1):
+        from ecgnas.data import DataSpec
 
         self.space = space
         self.fidelity = fidelity if fidelity is not None else default_fidelity()
         if not isinstance(self.fidelity, TrainConfig):
             raise UserError(f"fidelity: expected a TrainConfig, got {type(self.fidelity).__name__}")
-        self.prep = prep if prep is not None else PrepConfig()
-        self.data = None if data is None else str(data)
-        if split not in ("inter", "intra"):
-            raise UserError(f"split: {split!r} is not one of inter, intra")
-        self.split, self.seed, self.latency = split, int(seed), bool(latency)
-        self.dataset = DataSpec(dataset or "mitdb", self.prep, split).database
+        self.spec = DataSpec.of(spec)
+        self.seed, self.latency = int(seed), bool(latency)
         if selection not in SELECTIONS:
             raise UserError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
-        if selection == "cv" and split != "inter":
+        if selection == "cv" and self.split != "inter":
             raise UserError("selection 'cv' folds the DS1 records, so it needs the inter-patient split")
         if selection == "cv" and self.dataset != "mitdb":
             raise UserError(f"selection 'cv' folds the MIT-BIH DS1 records; with --dataset {self.dataset} "
@@ -211,6 +209,21 @@ class ECGEvaluator:
         self._loaded: dict = {}
         if beats is not None:
             self._loaded[self.prep.key()] = beats
+
+    # --- the spec's parts, read-only ---------------------------------------------------------------
+    @property
+    def prep(self):
+        """The base :class:`~ecgnas.data.PrepConfig` (``spec.prep``)."""
+        return self.spec.prep
+
+    @property
+    def split(self) -> str:
+        return self.spec.split
+
+    @property
+    def dataset(self) -> str:
+        """The database string (``spec.database``)."""
+        return self.spec.database
 
     # --- pickling: ship settings, not beats --------------------------------------------------------
     def __getstate__(self):
@@ -253,8 +266,7 @@ class ECGEvaluator:
         if key not in self._loaded:
             from ecgnas.evaluate import load_data
 
-            kw = {} if self.dataset == "mitdb" else {"dataset": self.dataset}
-            self._loaded[key] = (self.loader or load_data)(self.data, prep, self.split, progress=False, **kw)
+            self._loaded[key] = (self.loader or load_data)(self.spec.with_prep(prep), progress=False)
         return self._loaded[key]
 
     # --- evaluation --------------------------------------------------------------------------------------

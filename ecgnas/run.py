@@ -86,16 +86,16 @@ def check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: 
                         "early stopping on the hold-out cannot be combined with record-fold cross-validation")
 
 
-def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int, spec=None) -> list:
+def _ds1_folds(beats, parts: Mapping[str, Any], k: int, spec, seed: int) -> list:
     """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split.
     Another main database: folds over whole patients of its train + val part."""
     import numpy as np
 
     from ecgnas.data import record_folds
 
-    if split == "inter" and (spec is None or spec.main.name == "mitdb"):
+    if spec.split == "inter" and spec.main.name == "mitdb":
         return record_folds(beats, k)
-    if split == "inter":
+    if spec.split == "inter":
         pool = np.concatenate([parts["train"], parts["val"]])
         pats = np.array([spec.main.patient_of(r) for r in beats.record[pool]])
         uniq = sorted(set(pats.tolist()))
@@ -108,9 +108,9 @@ def _ds1_folds(beats, parts: Mapping[str, Any], k: int, split: str, seed: int, s
 
 
 def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, Any] | None = None,
-              train: TrainConfig | None = None, prep=None, split: str = "inter", data=None,
-              progress: bool = True, ensemble: int = 1, members: str = "folds", decision: str = "none",
-              folds: int = 5, cv: bool = False, dataset: str = "mitdb", spec=None) -> dict:
+              train: TrainConfig | None = None, spec=None, progress: bool = True, ensemble: int = 1,
+              members: str = "folds", decision: str = "none", folds: int = 5, cv: bool = False,
+              prep=None, split: str | None = None, dataset: str | None = None, data=None) -> dict:
     """Train ``model`` into the run folder ``output`` and evaluate it; returns train_summary.json's dict.
 
     The recipe (``train``, default :class:`TrainConfig`: a fixed schedule, no early stopping)
@@ -128,12 +128,13 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     applied, what the out-of-fold offsets would have given (``test_offsets``), at no extra
     training.
 
-    DS2 is read only to write the final evaluation. ``prep``: a :class:`ecgnas.data.PrepConfig`
-    (default ``PrepConfig()``); ``split``: ``"inter"`` (DS1 / DS2) or ``"intra"``; ``dataset``: the
-    database(s) (:class:`ecgnas.data.DataSpec`; ``"mitdb+svdb"`` adds every SVDB record to the
+    DS2 is read only to write the final evaluation. ``spec``: the :class:`ecgnas.data.DataSpec`
+    (database(s), :class:`~ecgnas.data.PrepConfig`, ``"inter"`` (DS1 / DS2) or ``"intra"`` split,
+    data folder; default ``DataSpec()``: MIT-BIH). ``"mitdb+svdb"`` adds every SVDB record to the
     training beats as extra training data, which config.json, the checkpoint, metrics.json and
-    train_summary.json all say). ``spec``: a :class:`ecgnas.data.DataSpec` instead of ``prep``,
-    ``split`` and ``dataset`` (it replaces all three). A ``train``
+    train_summary.json all say. The keywords ``prep``, ``split``, ``dataset`` and ``data`` are the
+    spec's parts given one by one (scripts written before the spec; made into one by
+    :meth:`ecgnas.data.DataSpec.of`, and refused beside ``spec``). A ``train``
     config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
     Refuses (UserError, nothing written) a folder holding a run of another configuration;
     returns the stored summary if this run already finished.
@@ -141,22 +142,15 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     >>> # s = train_run("runs/resnet-s0", "resnet", ensemble=5)
     >>> # s["test"]["macro_f1"], s["cv"]["macro_f1"]
     """
+    from ecgnas.data import DataSpec
     from ecgnas.evaluate import build, load_data, prep_dict, prep_key
 
+    spec = DataSpec.of(spec, prep=prep, split=split, dataset=dataset, data=data)
+    prep = spec.prep
     out = Path(output)
     cfg = train or TrainConfig()
     hp = dict(hparams or {})
     check_ensemble(ensemble, members, decision, folds, cfg, cv)
-    fixed = cfg.select == "last" and cfg.patience is None
-    from ecgnas.data import DataSpec, PrepConfig
-
-    if spec is not None:
-        if not isinstance(spec, DataSpec):
-            raise UserError(f"spec: expected a DataSpec, got {type(spec).__name__}")
-        prep, split, dataset = spec.prep, spec.split, spec.database
-    if prep is None:
-        prep = PrepConfig()
-    spec = DataSpec(dataset or "mitdb", prep, split)
     fold_members = ensemble > 1 and members == "folds"
     run_cv = bool(cv) or decision == "cv" or fold_members
     if spec.extra and run_cv:
@@ -164,10 +158,10 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
                         "(--cv, --decision cv, --ensemble with fold members) is not supported; use --members seeds")
     ens = {"k": ensemble, "members": members, "decision": decision,
            "folds": ensemble if fold_members else (folds if run_cv else None)}
-    config = {"model": model, "hparams": hp, "dataset": spec.database, "split": split, "prep": prep_dict(prep),
+    config = {"model": model, "hparams": hp, "dataset": spec.database, "split": spec.split, "prep": prep_dict(prep),
               "prep_key": prep_key(prep), "train": cfg.identity(), "ensemble": ens,
               "runtime": {k: v for k, v in cfg.to_dict().items() if k not in cfg.identity()},
-              "data": None if data is None else str(data)}
+              "data": None if spec.data is None else str(spec.data)}
     if spec.extra:
         config["extra_training_data"] = spec.extra_training_note()
     in_ch, window, n_rr = prep.input_shape()
@@ -183,10 +177,7 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     busy = busy_error(out, "--output")  # refused now rather than after loading the data
     if busy is not None:
         raise busy
-    if spec.database == "mitdb":  # the call every earlier run made (tests replace load_data by a fake)
-        beats, parts = load_data(data, prep, split, progress=progress)
-    else:
-        beats, parts = load_data(data, prep, split, progress=progress, dataset=spec.database)
+    beats, parts = load_data(spec, progress=progress)
     with folder_lock(out, what="--output"):  # one writer: a second process is refused, its PID named
         if check_output(out, config):  # another process finished this same run meanwhile
             return read_json(out / DONE_FILE)
@@ -195,17 +186,17 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
                 (out / name).unlink()
         atomic_write_json(out / "config.json", config)
         try:
-            return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, prep=prep, split=split,
+            return _train_and_evaluate(out, beats, parts, model=model, hp=hp, cfg=cfg, spec=spec,
                                        ensemble=ensemble, members=members, decision=decision, run_cv=run_cv,
-                                       ens=ens, progress=progress, spec=spec)
+                                       ens=ens, progress=progress)
         except TrainingDiverged as e:  # one line (exit 2); the folder is bound to this configuration now
             raise TrainingDiverged(f"{out}: {e} (with another --output: this folder keeps the "
                                    "diverged run's configuration)") from None
 
 
-def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: TrainConfig, prep,
-                        split: str, ensemble: int, members: str, decision: str, run_cv: bool, ens: dict,
-                        progress: bool, spec=None) -> dict:
+def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: TrainConfig, spec,
+                        ensemble: int, members: str, decision: str, run_cv: bool, ens: dict,
+                        progress: bool) -> dict:
     """The training and evaluation of :func:`train_run`, in the locked run folder ``out`` whose
     ``config.json`` is written; returns the summary it writes last (``train_summary.json``)."""
     import numpy as np
@@ -224,9 +215,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         seed_everything(seed)
         return build(model, window, n_rr, 5, hp, in_channels=in_ch)
 
-    from ecgnas.data import DataSpec
-
-    spec = spec or DataSpec("mitdb", prep, split)
+    split = spec.split
     note = spec.extra_training_note()
     mit = spec.main.name == "mitdb"
     val_name, ds2_name = ("DS1 hold-out", "DS2") if mit else (f"{spec.main.name} validation patients",
@@ -252,7 +241,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
     else:
         ds1 = np.sort(np.concatenate([parts["train"], parts["val"]]))
         if run_cv:
-            fold_idx = _ds1_folds(beats, parts, ens["folds"], split, cfg.seed, spec)
+            fold_idx = _ds1_folds(beats, parts, ens["folds"], spec, cfg.seed)
             _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ({len(ds1)} beats)")
             cv_res = cross_validate(lambda k: build(model, window, n_rr, 5, hp, in_channels=in_ch), beats, fold_idx,
                                 cfg, progress=progress,
@@ -293,7 +282,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         final = nets[0] if (len(nets) == 1 and offsets is None) else EnsembleModel(nets, offsets).eval()
     seconds = sum(r.train_seconds for r in fits) + (sum(s["train_seconds"] for s in cv_res["summaries"]) if cv_res else 0.0)
     save_checkpoint(out / "checkpoint.pt", final, name=model, hparams=hp, window=window, n_rr=n_rr, n_classes=5,
-                    prep=prep, split=split, in_channels=in_ch, dataset=spec.database,
+                    spec=spec, in_channels=in_ch,
                     extra={"train": cfg.to_dict(), "ensemble": ens, **({"extra_training_data": note} if note else {}),
                            **({"best_epoch": fits[0].best_epoch, "val_macro_f1": fits[0].best_val_macro_f1}
                               if not fixed else {})})
@@ -319,7 +308,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
     if cv_res is not None and not (ensemble > 1 and members == "folds"):
         fold_ens = EnsembleModel(cv_res["members"], offsets).eval()
         save_checkpoint(out / "cv_ensemble.pt", fold_ens, name=model, hparams=hp, window=window, n_rr=n_rr,
-                        n_classes=5, prep=prep, split=split, in_channels=in_ch, dataset=spec.database,
+                        n_classes=5, spec=spec, in_channels=in_ch,
                         extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])}})
         summary["cv_ensemble_test"] = headline(metrics_json(
             beats.y[te], predict(fold_ens, beats, te, cfg.eval_batch_size), beats.record[te]))

@@ -122,14 +122,14 @@ def _executor(name: str, options: Mapping[str, Any] | None):
 
 
 def ecg_search(output, *, method: str, space: str | None = None, budget: int = 24, seed: int = 0,
-               fidelity: TrainConfig | None = None, final: TrainConfig | None = None, prep=None, data=None,
-               split: str = "inter", constraints: Mapping[str, float] | None = None, executor: str = "local",
+               fidelity: TrainConfig | None = None, final: TrainConfig | None = None, spec=None,
+               constraints: Mapping[str, float] | None = None, executor: str = "local",
                executor_options: Mapping[str, Any] | None = None, batch_size: int = 1,
                strategy_params: Mapping[str, Any] | None = None, supernet: Mapping[str, Any] | None = None,
                baseline: str | Path | None = "auto", eval_cache=None, latency: bool = True,
                selection: str = "holdout", ensemble: int = 1, progress: bool = True, wait: bool = False,
-               multi_fidelity=None, latency_source: str = "table", dataset: str = "mitdb", spec=None,
-               repeats: int = 1) -> dict:
+               multi_fidelity=None, latency_source: str = "table", repeats: int = 1, prep=None,
+               split: str | None = None, dataset: str | None = None, data=None) -> dict:
     """Search, retrain and report (see the module docstring); returns ``result.json``'s dict.
 
     Every argument (method, space, budget against the strategy's initial sample, strategy and
@@ -144,9 +144,11 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     :func:`ecgnas.evaluator.default_fidelity`); ``final``: the full schedule of the final model
     (default :func:`final_schedule`); ``baseline``: ``"auto"`` (run it into ``output/baseline``),
     a folder (run or reuse it there; share one per seed between methods) or ``"none"``;
-    ``dataset``: the database(s) (``"mitdb"``; ``"mitdb+svdb"`` adds SVDB as extra training data,
-    recorded in config.json and result.json); ``spec``: a :class:`ecgnas.data.DataSpec` replacing
-    ``prep``, ``split`` and ``dataset``.
+    ``spec``: the :class:`ecgnas.data.DataSpec` searched, retrained and tested on (database(s),
+    :class:`~ecgnas.data.PrepConfig`, split, data folder; default ``DataSpec()``: MIT-BIH;
+    ``"mitdb+svdb"`` adds SVDB as extra training data, recorded in config.json and result.json);
+    ``prep``, ``split``, ``dataset`` and ``data``: its parts given one by one (scripts written
+    before the spec; made into one by :meth:`ecgnas.data.DataSpec.of`, refused beside ``spec``).
     ``selection``: how candidates are scored, ``"holdout"`` (the DS1 hold-out records) or ``"cv"``
     (grouped 4-fold cross-validation over DS1, four trainings per candidate; sample-based methods
     and the baseline, see :class:`ecgnas.evaluator.ECGEvaluator`); ``repeats``: trainings per
@@ -167,8 +169,11 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     """
     from nascore.validate import MAX_SEED, integer, number
 
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec
     from ecgnas.evaluator import default_fidelity
+
+    spec = DataSpec.of(spec, prep=prep, split=split, dataset=dataset, data=data)
+    prep, split = spec.prep, spec.split
 
     entry = get_method(method)
     space = space or entry.default_space
@@ -201,15 +206,6 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     if schedule is not None:  # the top rung is the search fidelity
         fidelity = dataclasses.replace(fidelity, epochs=schedule.top)
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))  # the final model trains with the search seed
-    from ecgnas.data import DataSpec
-
-    if spec is not None:  # a DataSpec replaces prep, split and dataset
-        if not isinstance(spec, DataSpec):
-            raise UserError(f"spec: expected a DataSpec, got {type(spec).__name__}")
-        prep, split, dataset = spec.prep, spec.split, spec.database
-    prep = prep or PrepConfig()
-
-    spec = DataSpec(dataset or "mitdb", prep, split if split in ("inter", "intra") else "inter")
     cons = {k: number(0, lo_open=True).check(f"--{k.replace('_', '-')}", v)
             for k, v in dict(constraints or {}).items() if v is not None}
     supernet = dict(supernet or {})
@@ -248,8 +244,6 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     # corrected command is never refused because a refused one left a config.json behind
     if executor not in EXECUTORS:
         raise UserError(f"--executor: unknown executor {executor!r} (choose from: {', '.join(EXECUTORS)})")
-    if split not in ("inter", "intra"):
-        raise UserError(f"--split: {split!r} is not one of inter, intra")
     strategy = evaluator = None
     if supernet_kind:
         _check_supernet(entry, supernet, seed)
@@ -264,8 +258,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                             f"sample ({need}); raise --budget or lower it with --param")
         from ecgnas.evaluator import ECGEvaluator
 
-        evaluator = ECGEvaluator(space_obj, fidelity, prep=prep, data=data, split=split, seed=int(seed),
-                                 dataset=spec.database,
+        evaluator = ECGEvaluator(space_obj, fidelity, spec=spec, seed=int(seed),
                                  cache_dir=Path(eval_cache) if eval_cache is not None else out / "evals",
                                  latency=latency, selection=selection, latency_source=latency_source,
                                  max_latency_ms=measured_limit, repeats=repeats)
@@ -274,14 +267,13 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     with claim_folder(out, config, wait=wait, on_wait=lambda m: _say(True, f"{m}; waiting for it")):
         t0 = time.perf_counter()
         if supernet_kind:
-            found = _supernet_search(entry, out, config, prep, data, split, seed, progress, spec.database)
+            found = _supernet_search(entry, out, config, spec, seed, progress)
         else:
             found = _sample_search(out, config, space_obj, strategy, evaluator, executor, executor_options,
                                    batch_size, progress, selection, schedule)
         _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                        f"retraining it with the full schedule ({final.epochs} epochs)")
-        final_summary = _retrain(out / "final", found["candidate"], final, prep, data, split, progress, ensemble,
-                                 spec.database)
+        final_summary = _retrain(out / "final", found["candidate"], final, spec, progress, ensemble)
         from ecgnas.evaluate import load_checkpoint
 
         ds2 = read_json(out / "final" / "metrics.json")
@@ -289,11 +281,11 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         if base_dir is not None:
             _say(progress, f"{out}: baseline (random search over the hand-designed family) in {base_dir}")
             base_res = ecg_search(base_dir, method="random", space="resnet-family", budget=budget, seed=seed,
-                                  fidelity=fidelity, final=final, prep=prep, data=data, split=split, executor=executor,
+                                  fidelity=fidelity, final=final, spec=spec, executor=executor,
                                   executor_options=executor_options, batch_size=batch_size, baseline="none",
                                   eval_cache=eval_cache, latency=latency, selection=selection, ensemble=ensemble,
                                   progress=progress, wait=True, multi_fidelity=schedule,
-                                  latency_source=latency_source, dataset=spec.database, repeats=repeats)
+                                  latency_source=latency_source, repeats=repeats)
         ckpt = load_checkpoint(out / "final" / "checkpoint.pt")
         hw = final_hardware(ckpt, latency, latency_source)
         result = {"method": method, "space": space, "seed": int(seed), "budget": budget, "split": split,
@@ -437,14 +429,11 @@ def _sample_search(out: Path, config: dict, space, strategy, evaluator, executor
             "cost_seconds": float(res["simulated_seconds"]), "multi_fidelity": res.get("multi_fidelity")}
 
 
-def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, progress, dataset="mitdb") -> dict:
+def _supernet_search(entry, out: Path, config: dict, spec, seed, progress) -> dict:
     from ecgnas.evaluate import load_data
     from ecgnas.supernet import egnas_ecg_search
 
-    if dataset == "mitdb":
-        beats, parts = load_data(data, prep, split, progress=progress)
-    else:
-        beats, parts = load_data(data, prep, split, progress=progress, dataset=dataset)
+    beats, parts = load_data(spec, progress=progress)
     opts = dict(config["supernet"])
     res = egnas_ecg_search(beats, {"train": parts["train"], "val": parts["val"]}, out / "search", method=entry.supernet,
                            seed=int(seed), progress=progress, **opts)
@@ -456,15 +445,15 @@ def _supernet_search(entry, out: Path, config: dict, prep, data, split, seed, pr
             "cost_seconds": cost}
 
 
-def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, prep, data, split, progress,
-             ensemble: int = 1, dataset: str = "mitdb") -> dict:
+def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, spec, progress, ensemble: int = 1) -> dict:
     from ecgnas.run import train_run
     from ecgnas.evaluate import make_prep
 
     cfg = dataclasses.replace(final, **dict(cand.get("train", {})))
-    p = make_prep(prep.to_dict(), **cand["prep"]) if cand.get("prep") else prep
-    return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, prep=p, split=split, data=data,
-                     progress=progress, ensemble=ensemble, dataset=dataset)
+    if cand.get("prep"):  # the candidate's own window
+        spec = spec.with_prep(make_prep(spec.prep.to_dict(), **cand["prep"]))
+    return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, spec=spec, progress=progress,
+                     ensemble=ensemble)
 
 
 def _say(progress: bool, text: str) -> None:

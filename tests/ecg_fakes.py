@@ -70,9 +70,10 @@ class FakeLoader:
     def __init__(self, per_record: int = 40):
         self.per_record = per_record
 
-    def __call__(self, data, prep, split="inter", progress=False):
+    def __call__(self, spec, progress=False):
         from ecgnas.data import inter_patient_split
 
+        prep = spec.prep
         b = make_beats(window=sum(prep.window_samples()), per_record=self.per_record, residual=prep.residual,
                        rr_set=prep.rr_set)
         return b, inter_patient_split(b)

@@ -147,6 +147,28 @@ def test_dataspec_records_database_and_old_configs_read_as_mitdb():
         DataSpec("mitdb", PrepConfig(), "random")
 
 
+def test_dataspec_carries_the_data_folder_outside_its_identity():
+    import pickle
+    from pathlib import Path
+
+    from ecgnas.data import DataSpec, PrepConfig
+
+    a, b = DataSpec("toyarr", data=Path("/x/toyarr")), DataSpec("toyarr", data="/y")
+    assert a.data == "/x/toyarr" and a == b and hash(a) == hash(b) and a.to_dict() == DataSpec("toyarr").to_dict()
+    assert pickle.loads(pickle.dumps(a)).data == "/x/toyarr"  # travels to worker processes whole
+    assert DataSpec("toyarr+toysv", data="toysv=/s").dirs == {"toyarr": None, "toysv": "/s"}
+    with pytest.raises(UserError, match="--data: svdb is not one of the databases used"):
+        DataSpec("toyarr", data="svdb=/s")
+    # the one place the separate keywords become a spec
+    assert DataSpec.of() == DataSpec() and DataSpec.of(dataset="toyarr", split="intra") == DataSpec("toyarr", split="intra")
+    assert DataSpec.of(a) is a and DataSpec.of(DataSpec("toyarr"), data="/z").data == "/z"
+    with pytest.raises(UserError, match="give a DataSpec or prep, split, not both"):
+        DataSpec.of(a, prep=PrepConfig(), split="inter")
+    with pytest.raises(UserError, match="spec's folder"):
+        DataSpec.of(a, data="/other")
+    assert DataSpec().with_prep(PrepConfig(before_s=0.1)).prep.before_s == 0.1
+
+
 def test_mitdb_cache_key_unchanged():
     """Pinned from the code before databases existed (git HEAD de6b758): MIT-BIH keys are identical."""
     from ecgnas.data.cache import cache_key
@@ -315,27 +337,28 @@ def test_every_command_takes_dataset(capsys):
 
 
 def test_search_evaluator_loads_the_named_database_and_keys_its_cache_on_it():
+    from ecgnas.data import DataSpec
     from ecgnas.evaluator import ECGEvaluator
     from ecgnas.search import get_search_space
 
     calls = []
 
-    def loader(data, prep, split="inter", progress=False, **kw):
-        calls.append(kw)
+    def loader(spec, progress=False):
+        calls.append(spec)
         raise UserError("stop here")
 
     space = get_search_space("resnet-family")
-    ev = ECGEvaluator(space, prep=None, latency=False, loader=loader, dataset="toyarr+toysv")
-    mit = ECGEvaluator(space, prep=None, latency=False, loader=loader)
+    ev = ECGEvaluator(space, spec=DataSpec("toyarr+toysv"), latency=False, loader=loader)
+    mit = ECGEvaluator(space, latency=False, loader=loader)
     assert ev.dataset == "toyarr+toysv" and mit.dataset == "mitdb"
     assert ev.identity()["dataset"] == "toyarr+toysv" and "dataset" not in mit.identity()  # old caches stay valid
     with pytest.raises(UserError, match="stop here"):
         ev.data_for(ev.prep)
     with pytest.raises(UserError, match="stop here"):
         mit.data_for(mit.prep)
-    assert calls == [{"dataset": "toyarr+toysv"}, {}]  # MIT-BIH: the call every earlier search made
+    assert calls == [DataSpec("toyarr+toysv"), DataSpec()]  # the whole spec reaches the loader
     with pytest.raises(UserError, match="selection 'cv'"):
-        ECGEvaluator(space, latency=False, loader=loader, dataset="toyarr", selection="cv")
+        ECGEvaluator(space, spec=DataSpec("toyarr"), latency=False, loader=loader, selection="cv")
 
 
 def test_train_run_takes_a_dataspec(dbs, tmp_path):
@@ -351,6 +374,65 @@ def test_train_run_takes_a_dataspec(dbs, tmp_path):
     assert cfg["dataset"] == "toyarr" and "extra_training_data" not in cfg and s["dataset"] == "toyarr"
     with pytest.raises(UserError, match="spec: expected a DataSpec"):
         train_run(tmp_path / "r2", "linear", spec={"database": "toyarr"}, progress=False)
+    with pytest.raises(UserError, match="give a DataSpec or dataset, not both"):
+        train_run(tmp_path / "r2", "linear", spec=spec, dataset="mitdb", progress=False)
+    assert not (tmp_path / "r2").exists()
+
+
+TOYNEW_PY = '''"""A database added as one file (written by tests/test_databases.py into a temporary folder)."""
+from ecgnas.datasets.base import Database
+
+DATABASE = Database(name="toynew", title="toy one-lead db", fs=250, leads=("ECG",), lead_map={"MLII": ("ECG",)},
+                    patients={"n1": "m1", "n2": "m1", "n3": "m2", "n4": "m3"}, card="datasets/toynew.md")
+'''
+
+
+def test_a_new_database_is_one_file_plus_its_card(dbs, tmp_path, monkeypatch, capsys):
+    """Every built-in database is its module in ecgnas/datasets/ plus its card, and the registry has
+    no list of its own: a module file dropped into the package's path is found as it is, then
+    prepared, trained on and tested across databases with nothing else edited."""
+    import sys
+    from pathlib import Path
+
+    import ecgnas.datasets as registry
+    from ecgnas.cli import main as ecgnas_main
+    from ecgnas.data import DataSpec, PrepConfig
+    from ecgnas.evaluate import evaluate_run
+    from ecgnas.run import train_run
+    from ecgnas.train import TrainConfig
+
+    root = Path(registry.__file__).resolve().parents[2]
+    modules = sorted(f.stem for f in Path(registry.__file__).parent.glob("*.py") if f.stem not in ("__init__", "base"))
+    assert sorted(d.name for d in registry.BUILTIN) == modules and registry.BUILTIN[0].name == "mitdb"
+    for db in registry.BUILTIN:
+        assert db.card == f"datasets/{db.name}.md" and (root / db.card).is_file(), db.name
+
+    pkg = tmp_path / "more"
+    pkg.mkdir()
+    (pkg / "toynew.py").write_text(TOYNEW_PY)
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(pkg)])
+    found = {d.name: d for d in registry._builtin()}
+    assert set(found) == {*modules, "toynew"}
+    registry.register(found["toynew"])
+    try:
+        data = tmp_path / "data" / "toynew"
+        data.mkdir()
+        for k, rec in enumerate(("n1", "n2", "n3", "n4")):
+            write_record(data, rec, 250, ("ECG",), 0, "A", seed=30 + k)
+        assert ecgnas_main(["prepare", "--dataset", "toynew", "--data", str(data), "--output", str(tmp_path / "prep"),
+                            "--quiet"]) == 0
+        assert json.loads((tmp_path / "prep" / "summary.json").read_text())["database"] == "toynew"
+        run = tmp_path / "run"
+        s = train_run(run, "linear", train=TrainConfig(epochs=1, num_threads=1, device="cpu", batch_size=32,
+                                                       samples_per_epoch=64),
+                      spec=DataSpec("toynew", PrepConfig(), "inter", data=data), progress=False)
+        assert s["dataset"] == "toynew" and json.loads((run / "config.json").read_text())["dataset"] == "toynew"
+        m = evaluate_run(run, dataset="toyinc", data=str(dbs["toyinc"]), progress=False, device="cpu")
+        assert m["cross_database"] and m["trained_on"] == "toynew" and m["records"] == 3
+    finally:
+        registry.unregister("toynew")
+        sys.modules.pop("ecgnas.datasets.toynew", None)
+        registry.__dict__.pop("toynew", None)
 
 
 def test_an_old_checkpoint_and_run_folder_without_dataset_read_as_mitdb(tmp_path, monkeypatch):

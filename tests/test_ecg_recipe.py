@@ -158,7 +158,7 @@ def test_ensemble_prediction_is_the_mean_of_its_members():
 
 
 def test_checkpoint_round_trip_keeps_members_offsets_and_rr_statistics(tmp_path):
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec
 
     beats = make_beats()
     members = _members(beats, 2)
@@ -168,7 +168,7 @@ def test_checkpoint_round_trip_keeps_members_offsets_and_rr_statistics(tmp_path)
         m.eval()
     ens = EnsembleModel(members, [0.0, 1.0, -0.5, 0.25, 0.0]).eval()
     save_checkpoint(tmp_path / "c.pt", ens, name="resnet", hparams={"depth": 1, "width": 4}, window=beats.window,
-                    n_rr=beats.n_rr, n_classes=5, prep=PrepConfig(), split="inter")
+                    n_rr=beats.n_rr, n_classes=5, spec=DataSpec())
     ckpt = load_checkpoint(tmp_path / "c.pt")
     assert ckpt["version"] == 2 and len(ckpt["members"]) == 2 and ckpt["rr_norm"] is True
     back = model_from_checkpoint(ckpt)
@@ -276,7 +276,7 @@ def test_train_cli_single_and_ensemble_runs_and_evaluate_applies_offsets(tmp_pat
 
 
 def test_rr_skip_starts_as_the_plain_model_and_survives_a_checkpoint(tmp_path):
-    from ecgnas.data import PrepConfig
+    from ecgnas.data import DataSpec
 
     beats = make_beats()
     torch.manual_seed(0)
@@ -289,7 +289,7 @@ def test_rr_skip_starts_as_the_plain_model_and_survives_a_checkpoint(tmp_path):
         TrainConfig(epochs=2, **FAST, **FIXED), progress=False)
     assert skip.rr_skip.weight.abs().sum() > 0  # the path learns
     save_checkpoint(tmp_path / "c.pt", skip, name="resnet", hparams={"depth": 1, "width": 4, "rr_skip": True},
-                    window=beats.window, n_rr=beats.n_rr, n_classes=5, prep=PrepConfig(), split="inter")
+                    window=beats.window, n_rr=beats.n_rr, n_classes=5, spec=DataSpec())
     back = model_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
     assert np.allclose(predict_proba(back, beats, idx), predict_proba(skip.eval(), beats, idx), atol=1e-6)
     with pytest.raises(UserError, match="rr_skip"):

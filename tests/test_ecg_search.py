@@ -10,7 +10,7 @@ import pytest
 
 from ecg_fakes import install_fake_loader
 from ecgnas.cli import main as cli
-from ecgnas.data import PrepConfig
+from ecgnas.data import DataSpec, PrepConfig
 from ecgnas.evaluator import ECGEvaluator, candidate_of, candidate_seed, default_fidelity
 from ecgnas.search import ecg_search, final_schedule, get_search_space
 from ecgnas.search_report import pareto_front
@@ -19,6 +19,7 @@ from nascore.errors import UserError
 from nascore.io import read_jsonl
 
 PREP = PrepConfig(before_s=0.1, after_s=0.2)  # 54 samples at 180 Hz
+SPEC = DataSpec(prep=PREP)
 FID = default_fidelity(epochs=1, samples_per_epoch=256, batch_size=64)
 FINAL = final_schedule(epochs=2, samples_per_epoch=256, batch_size=64)
 TINY = dict(budget=4, fidelity=FID, final=FINAL, prep=PREP, progress=False)
@@ -82,7 +83,7 @@ def test_cv_selection_trains_once_per_record_fold_and_scores_pooled_ds1(fake, mo
         seen.append((split["train"], split["val"], cfg.seed, beats)), real_fit(net, beats, split, cfg, **kw))[1])
     monkeypatch.setattr(T, "predict_proba", lambda net, beats, idx, bs: (
         preds.append((idx, real_proba(net, beats, idx, bs))), preds[-1][1])[1])
-    ev = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, selection="cv")
+    ev = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency=False, selection="cv")
     res = ev(arch)
     assert len(seen) == 4 and len({s[2] for s in seen}) == 4  # four trainings, four seeds
     beats = seen[0][3]
@@ -102,12 +103,12 @@ def test_cv_selection_trains_once_per_record_fold_and_scores_pooled_ds1(fake, mo
     assert res.metrics["val_macro_auc"] == pytest.approx(smooth["macro_auc"])
     assert res.metrics["val_balanced_nll"] == pytest.approx(smooth["balanced_nll"])
     assert len(res.metrics["fold_macro_f1"]) == 4
-    hold = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False)
+    hold = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency=False)
     assert "selection" not in hold.identity() and ev.identity()["selection"] == "cv4"
     with pytest.raises(UserError, match="selection: 'kfold' is not one of holdout, cv"):
         ECGEvaluator(space, FID, selection="kfold")
     with pytest.raises(UserError, match="needs the inter-patient split"):
-        ECGEvaluator(space, FID, selection="cv", split="intra")
+        ECGEvaluator(space, FID, selection="cv", spec=DataSpec(split="intra"))
     with pytest.raises(UserError, match="eg-nas .* --selection holdout only"):
         ecg_search("unused", method="eg-nas", selection="cv", **TINY)
 
@@ -118,7 +119,7 @@ def test_evaluator_scores_on_holdout_only_caches_and_is_order_independent(fake, 
 
     space = get_space("ecg-cell")
     a, b = space.sample(np.random.default_rng(1)), space.sample(np.random.default_rng(2))
-    ev = ECGEvaluator(space, FID, prep=PREP, seed=3, cache_dir=tmp_path / "cache")
+    ev = ECGEvaluator(space, FID, spec=SPEC, seed=3, cache_dir=tmp_path / "cache")
     ra = ev(a)
     m = ra.metrics
     assert 0 <= ra.score <= 100 and ra.score == m["val_macro_f1"] and ra.cost > 0
@@ -128,7 +129,7 @@ def test_evaluator_scores_on_holdout_only_caches_and_is_order_independent(fake, 
     again = ev(a)  # from the cache: same numbers, flagged, nothing trained
     assert again.metrics.pop("cached") is True and again.score == ra.score and again.metrics == m
     # another evaluator (another order of asks) gets the same result for `a` without a cache
-    other = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False)
+    other = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency=False)
     other(b)
     assert other(a).score == ra.score
     # the evaluator pickles without its beats (Ray ships settings, not data)
@@ -147,15 +148,15 @@ def test_repeats_train_as_the_next_seeds_would_and_score_their_mean(fake, tmp_pa
     space = get_space("ecg-cell")
     arch = space.sample(np.random.default_rng(5))
     key = space.to_string(arch)
-    twice = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, repeats=2)
+    twice = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency=False, repeats=2)
     r = twice(arch)
-    one, nxt = (ECGEvaluator(space, FID, prep=PREP, seed=s, latency=False)(arch) for s in (3, 4))
+    one, nxt = (ECGEvaluator(space, FID, spec=SPEC, seed=s, latency=False)(arch) for s in (3, 4))
     # repeat 0 is the seed-3 training, repeat 1 the seed-4 one; the score is their mean
     assert r.metrics["repeat_seeds"] == [candidate_seed(3, key), candidate_seed(4, key)]
     assert r.metrics["repeat_macro_f1"] == pytest.approx([one.score, nxt.score])
     assert r.score == pytest.approx((one.score + nxt.score) / 2)
-    assert twice.identity()["repeats"] == 2 and "repeats" not in ECGEvaluator(space, FID, prep=PREP).identity()
-    cv = ECGEvaluator(space, FID, prep=PREP, seed=3, latency=False, selection="cv", repeats=2)(arch)
+    assert twice.identity()["repeats"] == 2 and "repeats" not in ECGEvaluator(space, FID, spec=SPEC).identity()
+    cv = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency=False, selection="cv", repeats=2)(arch)
     assert len(cv.metrics["fold_macro_f1"]) == 8 and len(cv.metrics["repeat_macro_f1"]) == 2
     assert cv.score == pytest.approx(np.mean(cv.metrics["repeat_macro_f1"]))
     for bad in (0, 1.5, True):
@@ -185,7 +186,7 @@ def test_evaluator_never_touches_ds2(fake, monkeypatch):
 
     monkeypatch.setattr(T, "fit", spy)
     space = HandDesignedSpace(depth=(2,), width=(8,), kernel_size=(3,))
-    ev = ECGEvaluator(space, FID, prep=PREP, latency=False)
+    ev = ECGEvaluator(space, FID, spec=SPEC, latency=False)
     ev(space.sample(np.random.default_rng(0)))
     from ecg_fakes import TEST_RECS
 
@@ -348,7 +349,7 @@ def test_ray_executor_matches_local_and_retries_a_dead_worker(tmp_path):
     space = get_space("ecg-cell")
 
     def evaluator():
-        return ECGEvaluator(space, FID, prep=PREP, seed=2, latency=False, loader=ecg_fakes.FakeLoader())
+        return ECGEvaluator(space, FID, spec=SPEC, seed=2, latency=False, loader=ecg_fakes.FakeLoader())
 
     kw = dict(space=space, budget=Budget(queries=6), config={"seed": 2}, batch_size=2)
     local = run_search(strategy=get_strategy("evolution", space, seed=2, population=4), evaluator=evaluator(),
@@ -472,13 +473,13 @@ def test_onnxruntime_latency_is_measured_on_the_candidate_and_not_the_table(fake
 
     space = get_space("ecg-cell")
     a = space.sample(np.random.default_rng(1))
-    ev = ECGEvaluator(space, FID, prep=PREP, seed=3, latency_source="onnxruntime")
+    ev = ECGEvaluator(space, FID, spec=SPEC, seed=3, latency_source="onnxruntime")
     m = ev(a).metrics
     assert m["latency_source"] == "onnxruntime" and 0 < m["latency_ms"] < 1000
     assert ev.identity()["latency_source"] == "onnxruntime"
-    assert "latency_source" not in ECGEvaluator(space, FID, prep=PREP, seed=3).identity()  # old caches stay valid
+    assert "latency_source" not in ECGEvaluator(space, FID, spec=SPEC, seed=3).identity()  # old caches stay valid
     with pytest.raises(UserError, match="--latency-source: 'eager' is not one of table, onnxruntime"):
-        ECGEvaluator(space, FID, prep=PREP, latency_source="eager")
+        ECGEvaluator(space, FID, spec=SPEC, latency_source="eager")
 
 
 def test_measured_latency_limit_rejects_slow_candidates(fake, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 
 from ecgnas.aami import DS1  # noqa: E402
 from ecgnas.cli import main as cli_main  # noqa: E402
-from ecgnas.data import PrepConfig  # noqa: E402
+from ecgnas.data import DataSpec, PrepConfig  # noqa: E402
 from ecgnas.export import deps  # noqa: E402
 from ecgnas.export.contract import read_onnx_contract  # noqa: E402
 from ecgnas.export.pipeline import export_run  # noqa: E402
@@ -49,7 +49,7 @@ TINY = {
 @pytest.fixture
 def fake(monkeypatch):
     install_fake_loader(monkeypatch, per_record=40)
-    beats, parts = load_data(None, PREP, "inter", progress=False)
+    beats, parts = load_data(DataSpec(prep=PREP), progress=False)
     return beats, parts
 
 
@@ -74,7 +74,7 @@ def make_run(tmp_path, beats, parts, name="linear", hp=None, members=1, offsets=
     run = tmp_path / f"{name}-run"
     run.mkdir()
     save_checkpoint(run / "checkpoint.pt", model, name=name, hparams={**hp, **({"rr_skip": True} if rr_skip else {})},
-                    window=126, n_rr=5, n_classes=5, prep=PREP, split="inter", in_channels=2)
+                    window=126, n_rr=5, n_classes=5, spec=DataSpec(prep=PREP), in_channels=2)
     (run / "config.json").write_text(json.dumps({"model": name, "hparams": hp, "split": "inter",
                                                  "ensemble": {"k": members, "members": "seeds", "decision": "none"}}))
     evaluate_indices(run, model, beats, parts["test"], f"{name} test")

@@ -154,19 +154,19 @@ def test_ecg_evaluator_writes_undefined_statistics_as_null(monkeypatch, tmp_path
     result and the cache, never NaN (strict JSON would refuse the cache entry)."""
     from ecg_fakes import make_beats
     import ecgnas.train as T
-    from ecgnas.data import PrepConfig, inter_patient_split
+    from ecgnas.data import DataSpec, PrepConfig, inter_patient_split
     from ecgnas.evaluator import ECGEvaluator, default_fidelity
     from ecgnas.spaces.handdesigned import HandDesignedSpace
 
-    def loader(data, prep, split="inter", progress=False):
-        b = make_beats(window=sum(prep.window_samples()), per_record=20)
+    def loader(spec, progress=False):
+        b = make_beats(window=sum(spec.prep.window_samples()), per_record=20)
         b.y[b.y == 3] = 0  # no F beat anywhere
         return b, inter_patient_split(b)
 
     monkeypatch.setattr(T, "predict", lambda net, beats, idx, bs: np.zeros(len(idx), np.int64))
     space = HandDesignedSpace(depth=(2,), width=(8,), kernel_size=(3,))
     ev = ECGEvaluator(space, default_fidelity(epochs=1, samples_per_epoch=64, batch_size=32),
-                      prep=PrepConfig(before_s=0.1, after_s=0.2), latency=False, loader=loader,
+                      spec=DataSpec(prep=PrepConfig(before_s=0.1, after_s=0.2)), latency=False, loader=loader,
                       cache_dir=tmp_path / "cache")
     res = ev(space.sample(np.random.default_rng(0)))
     assert res.metrics["val_F_f1"] is None and math.isfinite(res.score)

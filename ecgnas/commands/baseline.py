@@ -21,7 +21,7 @@ from nascore.cliutil import add_multi_fidelity_options, check_options
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer
 
-from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options
+from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options, dataspec_from_args
 
 #: ranges of the numeric options of ``baseline random-search`` (checked before anything runs)
 BASELINE_BOUNDS = {**COMMON_BOUNDS, "trials": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
@@ -86,7 +86,7 @@ def main(args) -> int:
                                 samples_per_epoch=None if args.samples_per_epoch == 0 else args.samples_per_epoch,
                                 **runtime)
     res = ecg_search(args.output, method="random", space="resnet-family", budget=args.trials, seed=args.seed,
-                     fidelity=fidelity, final=final, data=args.data, split=args.split, dataset=args.dataset, baseline="none",
+                     fidelity=fidelity, final=final, spec=dataspec_from_args(args), baseline="none",
                      eval_cache=args.eval_cache, selection=args.selection, ensemble=args.ensemble,
                      progress=not args.quiet, multi_fidelity=_schedule_arg(args), repeats=args.search_repeats)
     t = res["ds2"]

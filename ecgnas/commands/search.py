@@ -29,7 +29,7 @@ from nascore.errors import UserError
 from nascore.helptext import doc_paragraph
 from nascore.validate import integer, number
 
-from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options
+from ecgnas.commands.train import COMMON_BOUNDS, add_dataset_options, dataspec_from_args
 
 #: ranges of the numeric options of ``ecgnas search`` (checked before anything runs or is written)
 SEARCH_BOUNDS = {**COMMON_BOUNDS, "budget": integer(1, 1_000_000), "search_epochs": integer(1, 100_000),
@@ -157,7 +157,7 @@ def main(args) -> int:
     supernet.update(egnas_choices(args))
     baseline = args.baseline if args.baseline in ("auto", "none") else args.baseline
     res = ecg_search(args.output, method=args.method, space=args.space, budget=args.budget, seed=args.seed,
-                     fidelity=fidelity, final=final, data=args.data, split=args.split, dataset=args.dataset, constraints=cons,
+                     fidelity=fidelity, final=final, spec=dataspec_from_args(args), constraints=cons,
                      executor=args.executor, executor_options=ex_opts, batch_size=batch,
                      strategy_params=params, supernet=supernet, baseline=baseline,
                      eval_cache=args.eval_cache, latency=not args.no_latency, selection=args.selection,

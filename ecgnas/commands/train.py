@@ -88,6 +88,14 @@ def add_dataset_options(p) -> None:
                         "NAME=DIR,NAME=DIR")
 
 
+def dataspec_from_args(args, prep=None):
+    """The :class:`~ecgnas.data.DataSpec` of ``--dataset``, ``--split``, ``--data`` and ``prep``
+    (default ``PrepConfig()``): built once per command, passed whole to the library."""
+    from ecgnas.data import DataSpec, PrepConfig
+
+    return DataSpec(args.dataset, PrepConfig() if prep is None else prep, args.split, args.data)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one model (DS1, early stop on the DS1 hold-out), evaluate on DS2",
                               description=doc_paragraph(__doc__, 0))
@@ -163,8 +171,7 @@ def main(args) -> int:
     cfg = train_config_from_args(args, lr=args.lr, weight_decay=args.weight_decay, class_weight=args.class_weight,
                                  seed=args.seed)
     train_run(args.output, args.model, hparams=parse_hparams(args.hparam), train=cfg,
-              prep=parse_window(args.window, args.template),
-              split=args.split, data=args.data, progress=not args.quiet, ensemble=args.ensemble,
-              members=args.members, decision=args.decision if cfg.select == "last" else "none", folds=args.folds,
-              cv=args.cv, dataset=args.dataset)
+              spec=dataspec_from_args(args, parse_window(args.window, args.template)), progress=not args.quiet,
+              ensemble=args.ensemble, members=args.members, decision=args.decision if cfg.select == "last" else "none",
+              folds=args.folds, cv=args.cv)
     return 0

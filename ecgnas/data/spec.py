@@ -9,6 +9,18 @@ preparation, so a model trained at 180 Hz on MLII can be evaluated on any databa
 ``"inter"`` (patients never on both sides: the database's standard split, e.g. MIT-BIH DS1/DS2,
 else :func:`patient_split` over its patient groups) or ``"intra"`` (optimistic).
 
+``data`` says *where* the files are: ``None`` (``$NASCORE_DATA/<name>``, then the user cache), one
+folder (the main database's) or ``"name=DIR,name=DIR"`` / a ``{name: DIR}`` mapping
+(:func:`data_dirs`). It travels inside the spec, so loading, training, evaluation and search take
+one argument, but it is **not part of the identity**: two copies of MIT-BIH in different folders
+hold the same beats (the beat cache is keyed by content and PrepConfig, and a folder's checksums
+are checked), so ``data`` is left out of equality, hashing and :meth:`DataSpec.to_dict` -- a run
+folder moved to another machine, or the same run pointed at another copy, is the same run.
+
+The library below the entry points takes only a spec; :meth:`DataSpec.of` is the one place where
+the separate keywords ``dataset`` / ``prep`` / ``split`` / ``data`` of the entry points
+(:func:`ecgnas.run.train_run`, :func:`ecgnas.search.ecg_search`) become one.
+
 Run folders and checkpoints record ``dataset`` (the database string); those written before it
 existed hold none and are read as MIT-BIH (:meth:`DataSpec.from_config`).
 
@@ -18,12 +30,14 @@ existed hold none and are read as MIT-BIH (:meth:`DataSpec.from_config`).
 ('mitdb', ['svdb'], 'extra training data: svdb (every record, training only)')
 >>> DataSpec.from_config({"prep": {}, "split": "inter"}).database
 'mitdb'
+>>> DataSpec(data="/a") == DataSpec(data="/b"), DataSpec(data="/a").to_dict() == DataSpec().to_dict()
+(True, True)
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,6 +59,8 @@ class DataSpec:
     database: str = DEFAULT
     prep: PrepConfig = field(default_factory=PrepConfig)
     split: str = "inter"
+    #: where the files are (not part of the identity; see the module docstring)
+    data: str | Mapping[str, str | None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         dbs = parse_dataset(self.database)
@@ -53,6 +69,40 @@ class DataSpec:
             raise UserError(f"prep: expected a PrepConfig, got {type(self.prep).__name__}")
         if self.split not in SPLITS:
             raise UserError(f"split: {self.split!r} is not one of {', '.join(SPLITS)}")
+        if self.data is not None:  # a plain str / dict: pickles to worker processes, prints in config.json
+            data = ({str(k): (None if v is None else os.fspath(v)) for k, v in self.data.items()}
+                    if isinstance(self.data, Mapping) else os.fspath(self.data))
+            data_dirs(data, dbs)  # a folder for a database not in the spec is refused here, once
+            object.__setattr__(self, "data", data)
+
+    @classmethod
+    def of(cls, spec: DataSpec | None = None, *, dataset: str | None = None, prep: PrepConfig | None = None,
+           split: str | None = None, data=None) -> DataSpec:
+        """The spec of an entry point called either with ``spec`` or with the separate keywords
+        (``None``: the default -- MIT-BIH, ``PrepConfig()``, ``"inter"``, the usual folders).
+        Giving ``spec`` and one of ``dataset`` / ``prep`` / ``split`` is refused (which one would
+        win?); ``data`` with a spec that has none fills it in."""
+        if spec is None:
+            return cls(dataset or DEFAULT, PrepConfig() if prep is None else prep, split or "inter", data)
+        if not isinstance(spec, DataSpec):
+            raise UserError(f"spec: expected a DataSpec, got {type(spec).__name__}")
+        given = [k for k, v in (("dataset", dataset), ("prep", prep), ("split", split)) if v is not None]
+        if given:
+            raise UserError(f"spec: give a DataSpec or {', '.join(given)}, not both (the spec holds them)")
+        if data is None:
+            return spec
+        if spec.data is not None and spec.data != (os.fspath(data) if not isinstance(data, Mapping) else data):
+            raise UserError(f"data: the spec's folder is {spec.data!r}, the data argument {data!r}; give one")
+        return replace(spec, data=data)
+
+    def with_prep(self, prep: PrepConfig) -> DataSpec:
+        """The same database, split and folders with another preparation (a candidate's window)."""
+        return self if prep == self.prep else replace(self, prep=prep)
+
+    @property
+    def dirs(self) -> dict[str, str | None]:
+        """The folder of each database (:func:`data_dirs`; ``None``: the usual places)."""
+        return data_dirs(self.data, self.databases)
 
     @property
     def databases(self) -> tuple[Database, ...]:
@@ -78,15 +128,16 @@ class DataSpec:
         return {"database": self.database, "prep": self.prep.to_dict(), "split": self.split}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], prep: PrepConfig | None = None) -> "DataSpec":
-        """From a config.json / checkpoint dict (``dataset`` absent: MIT-BIH, as every earlier run)."""
+    def from_config(cls, config: Mapping[str, Any], prep: PrepConfig | None = None, data=None) -> DataSpec:
+        """From a config.json / checkpoint dict (``dataset`` absent: MIT-BIH, as every earlier run);
+        ``data``: where the files are now (not recorded in the identity)."""
         if prep is None:
             from dataclasses import fields
 
             known = {f.name for f in fields(PrepConfig) if f.init}
             prep = PrepConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                                  for k, v in dict(config.get("prep") or {}).items() if k in known})
-        return cls(config.get("dataset") or DEFAULT, prep, config.get("split") or "inter")
+        return cls(config.get("dataset") or DEFAULT, prep, config.get("split") or "inter", data)
 
 
 def data_dirs(data, dbs: tuple[Database, ...]) -> dict[str, str | None]:

@@ -1,9 +1,11 @@
 """Beat-annotated WFDB databases: one description per database (:class:`~ecgnas.datasets.base.Database`)
 and the registry the pipeline looks them up in.
 
-Adding a database is one new file here (``DATABASE = Database(...)``), one line in
-:data:`BUILTIN` below, and its card in ``datasets/<name>.md``; nothing else changes. Code outside
-the package (a test, a notebook, a plug-in) can also :func:`register` one at run time.
+Adding a database is one new file here, ``ecgnas/datasets/<name>.py`` holding
+``DATABASE = Database(...)``, plus its card ``datasets/<name>.md``; nothing else changes: every
+module of this package but :mod:`~ecgnas.datasets.base` is a description and is registered when the
+package is imported (:func:`_builtin`, the default first, then by name). Code outside the package
+(a test, a notebook, a plug-in) can also :func:`register` one at run time.
 
 >>> sorted(names())[:2], [d.name for d in parse_dataset("mitdb+svdb")]
 (['edb', 'incartdb'], ['mitdb', 'svdb'])
@@ -11,17 +13,37 @@ the package (a test, a notebook, a plug-in) can also :func:`register` one at run
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from nascore.errors import UserError
 
-from . import edb, incartdb, mitdb, svdb
 from .base import Database
 
 __all__ = ["Database", "DATABASES", "register", "get_database", "names", "parse_dataset", "DEFAULT"]
 
 #: the database used when none is named (every figure of benchmarks/RESULTS.md is on it)
 DEFAULT = "mitdb"
-#: built-in descriptions, one line per database
-BUILTIN = (mitdb.DATABASE, incartdb.DATABASE, svdb.DATABASE, edb.DATABASE)
+
+
+def _builtin() -> tuple[Database, ...]:
+    """The ``DATABASE`` of every module of this package (its files are the list: no second place
+    to edit), the default first; a module without one, or one named unlike its file, is an error."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != DEFAULT, m.name)):
+        if info.name == "base" or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        db = getattr(module, "DATABASE", None)
+        if not isinstance(db, Database) or db.name != info.name:
+            raise ImportError(f"{module.__name__}: a database description must hold DATABASE = Database("
+                              f"name={info.name!r}, ...)")
+        found.append(db)
+    return tuple(found)
+
+
+#: built-in descriptions: one file each in this package
+BUILTIN = _builtin()
 
 DATABASES: dict[str, Database] = {}
 

@@ -119,7 +119,9 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "onnx", *, int8: bool = Fa
         what = f"the beats of {parity_beats}"
     else:
         try:
-            beats, parts = load_data(data, prep, ckpt["split"], progress=progress)
+            from ecgnas.data import DataSpec
+
+            beats, parts = load_data(DataSpec.from_config(ckpt, prep, data), progress=progress)
         except UserError as e:
             if int8:
                 raise UserError(f"--int8 needs the run's prepared beats (DS1 calibration, DS2 report): {e}") from None
