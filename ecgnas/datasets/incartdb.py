@@ -1,7 +1,8 @@
 """St Petersburg INCART 12-lead Arrhythmia Database (``incartdb``); card ``datasets/incartdb.md``.
 
 75 records of 30 minutes, 12 standard leads at 257 Hz, from 32 Holter records (patients). The
-record -> patient map is in the headers' comments but not pinned here, so ``patients`` is unknown:
+record -> patient map is not pinned here (no copy of the database was at hand to read it from and
+check it), so ``patients`` is unknown:
 cross-database evaluation reports per record, and a split of INCART itself refuses (records of
 one patient could land on both sides). No paced patients, so nothing is excluded.
 """
