@@ -42,6 +42,7 @@ SCHEDULES = {
     "s16n2e6": dict(image_size=16, C=8, N=2, subset=4000, epochs=6),
     "s16b32e6na": dict(image_size=16, C=8, N=1, subset=4000, epochs=6, batch_size=32, augment=False),
     "s16d20e3": dict(image_size=16, C=8, N=1, subset=20000, epochs=3),  # 4x s16e3's images (and SGD steps)
+    "s16e3na": dict(image_size=16, C=8, N=1, subset=5000, epochs=3, augment=False),  # s16e3, no augmentation
 }
 
 

@@ -1,19 +1,35 @@
 """Train-and-score evaluator for image classification: a cell's network trained on your images.
 
 :class:`ImageTrainEvaluator` is an evaluator (``evaluator(arch, fidelity=None) -> Result``) for the
-cell spaces with a trainable network (``space.build_model``; NAS-Bench-201 today,
-:func:`nascore.models.build_nb201_net`). For one architecture it
+cell spaces with a network in :data:`NETWORKS` (space name -> builder; adding a space is one entry):
 
-1. builds the network with ``C`` channels and ``N`` cells per stage (the benchmark's C=16, N=5, or
-   a reduced one for a cheap search signal) and ``num_classes`` outputs;
+* ``nb201``: the NAS-Bench-201 network of the cell (:func:`nascore.models.build_nb201_net`): stem,
+  three stages of ``N`` cells with ``C``, ``2C``, ``4C`` channels joined by residual reduction
+  blocks (the benchmark's C=16, N=5);
+* ``darts``: the DARTS evaluation network of the genotype (:class:`nascore.darts.evalnet.EvalNet`,
+  DARTS §3.2) with ``C`` initial channels and ``3N + 2`` cells -- ``N`` normal cells per stage, a
+  reduction cell between stages (DARTS's CIFAR network is C=36, 20 cells, i.e. N=6). Trained with the
+  same recipe as NB201 below; DARTS's evaluation extras (auxiliary head, drop-path, cutout, 600
+  epochs) are left out to keep a candidate cheap (whether they would change the ranking is not
+  measured). One cell at the defaults: 80 CPU-s on one thread here, 62,610 parameters
+  (``benchmarks/RESULTS.md``, "one DARTS cell").
+
+For one architecture it
+
+1. builds the network with ``C`` channels and ``N`` cells per stage (the benchmark's sizes, or
+   reduced ones for a cheap search signal; the defaults C=8, N=1 for both spaces) and
+   ``num_classes`` outputs;
 2. trains it on ``subset`` training images (a fixed random subset, :func:`nascore.data.images.holdout_split`)
    for ``epochs`` epochs -- the **recipe** (:class:`Recipe`), the NAS-Bench-201 one scaled down:
    SGD with Nesterov momentum 0.9, learning rate ``lr`` (0.1) decayed by a cosine to 0 over all
-   steps, weight decay 5e-4, batch ``batch_size``, cross-entropy; augmentation = random crop with
-   ``S/8`` zero-padding + horizontal flip, per image (the semantics of torchvision
-   ``v2.RandomCrop(S, padding=S//8)`` + ``v2.RandomHorizontalFlip()``, done batched on the device by
-   :class:`nascore.data.cifar.DeviceLoader`, seeded by ``(seed, epoch)``); inputs normalised with the
-   training subset's per-channel mean/std;
+   steps, weight decay 5e-4, batch ``batch_size``, cross-entropy; augmentation (``augment``,
+   ``"crop-flip"`` by default, ``"none"`` to switch it off) = the standard CIFAR random crop with
+   ``S/8`` zero-padding (4 pixels at S=32) + horizontal flip, a different crop and flip per image:
+   torchvision ``v2.RandomCrop(S, padding=S//8)`` + ``v2.RandomHorizontalFlip()`` applied to each
+   image, done with ``torchvision.transforms.v2.functional`` ops on the device's batches
+   (:func:`nascore.data.cifar.crop_flip_v2` in :class:`nascore.data.cifar.DeviceLoader`; offsets and
+   flips drawn from a generator seeded by ``(seed, epoch)``, so a training is reproducible); inputs
+   normalised with the training subset's per-channel mean/std;
 3. scores it: ``Result.score`` = top-1 accuracy (%) on ``val_size`` held-out *training* images
    (the dataset's test split is never read); ``metrics``: ``valid_accuracy``, the last epoch's
    training accuracy and loss, ``params``, ``flops`` (multiply-adds x 2 of one image, torch's
@@ -63,6 +79,39 @@ from nascore.evaluation import Result
 #: version of the training code in the cache key: bump when a change alters results
 TRAIN_VERSION = 1
 
+#: ``--augment`` names -> :attr:`Recipe.augment`
+AUGMENT = {"crop-flip": True, "none": False}
+
+
+def _nb201_network(space, arch, *, C: int, N: int, num_classes: int):
+    return space.build_model(arch, C=C, N=N, num_classes=num_classes)
+
+
+def _darts_network(space, arch, *, C: int, N: int, num_classes: int):
+    from nascore.darts.evalnet import EvalNet
+
+    return EvalNet(space.genotype(arch), C=C, layers=3 * N + 2, num_classes=num_classes, auxiliary=False)
+
+
+#: the network of an architecture, per space name: ``builder(space, arch, C=, N=, num_classes=)`` ->
+#: a module mapping images ``[B, 3, S, S]`` to logits (or to a tuple whose first item is the logits,
+#: as the DARTS EvalNet's ``(logits, aux)``). The one place that says which spaces can be trained.
+NETWORKS = {"nb201": _nb201_network, "darts": _darts_network}
+
+
+def build_network(space, arch, *, C: int, N: int, num_classes: int):
+    """The network of ``arch`` in ``space`` (:data:`NETWORKS`); a one-line error for other spaces."""
+    try:
+        builder = NETWORKS[space.name]
+    except KeyError:
+        raise UserError(f"the {space.name} space has no trainable network in the train evaluator "
+                        f"(spaces with one: {', '.join(NETWORKS)})") from None
+    return builder(space, arch, C=C, N=N, num_classes=num_classes)
+
+
+def _logits(out):
+    return out[0] if isinstance(out, tuple) else out
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -70,7 +119,11 @@ class Recipe:
     short CPU schedule ``s16e3`` of ``benchmarks/nb201_train_fidelity.py`` (16 x 16 images, 5,000
     training and 2,000 held-out images, C=8, N=1, 3 epochs, batch 64; about 9 CPU-seconds per
     cell on one thread here): the cheapest of the schedules piloted, and none of the costlier ones
-    ranked the pilot's cells better (``benchmarks/RESULTS.md``, "NB201 cells trained on this CPU")."""
+    ranked the pilot's cells better (``benchmarks/RESULTS.md``, "NB201 cells trained on this CPU").
+
+    ``C``/``N``: channels of the first stage and cells per stage, in every space of :data:`NETWORKS`
+    (DARTS: ``3N + 2`` cells). ``augment``: ``"crop-flip"`` (or ``True``; the default) or ``"none"``
+    (or ``False``), stored as a bool so the default recipe keeps its identity (and its cache keys)."""
 
     epochs: int = 3
     C: int = 8
@@ -97,6 +150,10 @@ class Recipe:
                 raise UserError(f"--{name.replace('_', '-')}: need a positive integer, got {v!r}")
         if self.image_size is not None and self.image_size < 4:
             raise UserError(f"--image-size: need at least 4 pixels, got {self.image_size}")
+        if isinstance(self.augment, str) and self.augment in AUGMENT:
+            object.__setattr__(self, "augment", AUGMENT[self.augment])
+        if not isinstance(self.augment, bool):
+            raise UserError(f"--augment: expected {' or '.join(AUGMENT)}, got {self.augment!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr: need a positive number, got {self.lr!r}")
 
@@ -129,7 +186,7 @@ def resolve_device(device: str) -> str:
 class ImageTrainEvaluator:
     """Train a cell's network on images and score held-out accuracy (see the module docstring).
 
-    ``space``: a space with ``build_model(arch, C=, N=, num_classes=)``; ``data``: the image folder
+    ``space``: a space of :data:`NETWORKS` (nb201, darts); ``data``: the image folder
     (:func:`nascore.data.images.load_train_images`); ``recipe``: :class:`Recipe`; ``seed``: the
     evaluation seed; ``cache_dir``: result cache (None: no cache); ``table``: optional benchmark
     table whose figures are reported beside the trained ones; ``device``/``threads``: where and
@@ -141,11 +198,9 @@ class ImageTrainEvaluator:
                  cache_dir: str | os.PathLike | None = None, table=None, device: str = "cpu", threads: int = 1,
                  images=None):
         self.space = space
-        from nascore.spaces.base import SearchSpace
-
-        if type(space).build_model is SearchSpace.build_model:
-            raise UserError(f"the {space.name} space has no trainable network in nascore (the train "
-                            "evaluator needs one; nb201 has)")
+        if getattr(space, "name", None) not in NETWORKS:
+            raise UserError(f"the {getattr(space, 'name', space)} space has no trainable network in the train "
+                            f"evaluator (spaces with one: {', '.join(NETWORKS)})")
         self.recipe = recipe if recipe is not None else Recipe()
         if not isinstance(self.recipe, Recipe):
             raise UserError(f"recipe: expected a Recipe, got {type(self.recipe).__name__}")
@@ -252,13 +307,14 @@ class ImageTrainEvaluator:
         seed = candidate_seed(self.seed, arch_key)
         xt, yt, xv, yv, classes, mean, std = self.prepared()
         torch.manual_seed(seed)
-        net = self.space.build_model(arch, C=r.C, N=r.N, num_classes=len(classes))
+        net = build_network(self.space, arch, C=r.C, N=r.N, num_classes=len(classes))
         params = sum(p.numel() for p in net.parameters())
         flops = count_flops(net, xt.shape[1:])
         net = net.to(device)
         size = xt.shape[-1]
         train = DeviceLoader(xt, yt, r.batch_size, device=device, seed=seed, augment=r.augment,
-                             pad=max(1, size // 8), mean=mean, std=std, drop_last=len(yt) > r.batch_size)
+                             pad=max(1, size // 8), mean=mean, std=std, drop_last=len(yt) > r.batch_size,
+                             transforms_v2=True)
         val = DeviceLoader(xv, yv, 500, device=device, shuffle=False, mean=mean, std=std)
         opt = torch.optim.SGD(net.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
                               nesterov=r.nesterov)
@@ -273,7 +329,7 @@ class ImageTrainEvaluator:
             correct = torch.zeros((), device=device)
             seen = 0
             for x, y in train.epoch(epoch):
-                out = net(x)
+                out = _logits(net(x))
                 loss = loss_fn(out, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -291,7 +347,7 @@ class ImageTrainEvaluator:
         hit = 0
         with torch.no_grad():
             for x, y in val.epoch(0):
-                hit += int((net(x).argmax(1) == y).sum())
+                hit += int((_logits(net(x)).argmax(1) == y).sum())
         acc = 100.0 * hit / len(yv)
         metrics.update({"valid_accuracy": round(acc, 4), "train_seconds": round(time.perf_counter() - t0, 3),
                         "cpu_seconds": round(time.process_time() - c0, 3)})

@@ -14,8 +14,11 @@ def register(sub) -> None:
     p = sub.add_parser("search", help="search a tabular benchmark (NAS-Bench-201/101) with a strategy",
                        description="Run a search strategy on a tabular NAS benchmark, once per seed. "
                                    "Example: nascore search --space nb201 --strategy evolution --budget 100 --seeds 0-9")
+    from nascore.train_evaluator import NETWORKS
+
     p.add_argument("--space", default="nb201",
-                   help=f"search space: {', '.join(TABULAR_SPACES)} (default nb201)")
+                   help=f"search space: {', '.join(TABULAR_SPACES)} (default nb201); with --evaluator train: "
+                        f"{', '.join(NETWORKS)}")
     p.add_argument("--dataset", default="cifar10",
                    help=f"benchmark dataset: {', '.join(NB201_DATASETS)} for nb201; cifar10 for nb101 "
                         "(default cifar10)")
@@ -38,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy parameter, e.g. population=20")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_multi_fidelity_options(p, "--fidelity / --epochs")
-    from nascore.train_evaluator import Recipe
+    from nascore.train_evaluator import AUGMENT, Recipe
 
     r = Recipe()
     g = p.add_argument_group("training evaluator (--evaluator train)")
@@ -50,9 +53,13 @@ def register(sub) -> None:
     g.add_argument("--val-size", type=int, default=r.val_size,
                    help=f"held-out training images that score a candidate (default {r.val_size}, at most a fifth)")
     g.add_argument("--channels", type=int, default=r.C, help=f"C, channels of the first stage (default {r.C})")
-    g.add_argument("--cells", type=int, default=r.N, help=f"N, cells per stage (default {r.N})")
+    g.add_argument("--cells", type=int, default=r.N,
+                   help=f"N, cells per stage (default {r.N}; --space darts: 3N+2 cells, N normal ones per stage)")
     g.add_argument("--batch-size", type=int, default=r.batch_size, help=f"batch size (default {r.batch_size})")
     g.add_argument("--lr", type=float, default=r.lr, help=f"initial SGD learning rate, cosine to 0 (default {r.lr})")
+    g.add_argument("--augment", choices=tuple(AUGMENT), default=next(k for k, v in AUGMENT.items() if v == r.augment),
+                   help="training augmentation: crop-flip (random crop with S/8 zero-padding + horizontal flip, "
+                        "per image, torchvision transforms.v2) or none (default %(default)s)")
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:K or auto")
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads per training (default 1)")
     g.add_argument("--eval-seed", type=int, default=0, help="base seed of the trainings (default 0)")
@@ -107,7 +114,7 @@ def main_train(args) -> int:
         raise UserError("--fidelity reads a table column; with --evaluator train give --epochs")
     seeds = parse_seeds(args.seeds)
     recipe = Recipe(epochs=args.epochs, image_size=args.image_size, subset=args.subset, val_size=args.val_size,
-                    C=args.channels, N=args.cells, batch_size=args.batch_size, lr=args.lr)
+                    C=args.channels, N=args.cells, batch_size=args.batch_size, lr=args.lr, augment=args.augment)
     output = args.output or f"runs/{args.strategy}-{args.space}-train"
     opts = {} if args.executor == "serial" else {"num_cpus": args.workers, "gpus_per_task": args.gpus_per_task}
     s = train_search(space=args.space, dataset=args.dataset, strategy=args.strategy, budget=args.budget, seeds=seeds,
@@ -122,6 +129,9 @@ def main_train(args) -> int:
     if s["test_accuracy"]["mean"] is not None:
         print(f"  table test accuracy (200 epochs) of the best  {fmt(s['test_accuracy'])} %   "
               f"(optimum's {s['optimum']['test_accuracy']:.2f})")
+    elif s.get("table") is None:
+        print(f"  no benchmark table ({'--no-table' if args.no_table else f'none for {args.space}'}): "
+              "the accuracies are the trained ones only")
     for b in s["best"]:
         if b:
             print(f"  {b['arch']}  valid {b['score']:.2f}" + (f"  table test {b['test_accuracy']:.2f}"

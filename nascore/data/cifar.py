@@ -26,7 +26,9 @@ CIFAR augmentation on tensors — random crop 32 with 4 zero-padding, horizontal
 cutout (DeVries & Taylor 2017) — then normalises with the CIFAR mean/std. All random numbers of an
 epoch come from a CPU generator seeded by ``(seed, epoch)`` and are moved to the device once per
 epoch, so batches are reproducible, independent of earlier epochs (resume needs no RNG state),
-and need no per-batch host transfer.
+and need no per-batch host transfer. With ``transforms_v2=True`` the crop and flip are done by
+torchvision's ``transforms.v2`` functional ops instead (:func:`crop_flip_v2`; the same pixels for
+the same random numbers, so results do not change; the image-training evaluator uses it).
 
 >>> import torch
 >>> x = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8); y = torch.arange(10) % 3
@@ -265,17 +267,52 @@ def search_split(n: int, subset: int | None = None) -> tuple[np.ndarray, np.ndar
     return np.arange(half), np.arange(half, m)
 
 
+def crop_flip_v2(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
+    """Random crop with ``pad`` zero-padding + horizontal flip of a batch ``x [B, C, H, W]``, a
+    different crop per image, with torchvision's ``transforms.v2`` functional ops.
+
+    Image ``i`` becomes ``v2.functional.crop(v2.functional.pad(x[i], pad), dy[i], dx[i], H, W)``,
+    flipped by ``v2.functional.horizontal_flip`` where ``flip[i]``: what ``v2.RandomCrop(H, padding=pad)``
+    + ``v2.RandomHorizontalFlip()`` do to one image with these offsets. (Called on a batched tensor
+    those transforms draw *one* crop and one flip for the whole batch, hence this function.) It is
+    vectorised: one ``pad`` for the batch, one ``crop`` per distinct offset among its images (at most
+    ``(2 pad + 1)^2`` calls) and one ``horizontal_flip`` of the flipped images.
+
+    >>> x = torch.arange(2 * 9, dtype=torch.float).view(2, 1, 3, 3)
+    >>> y = crop_flip_v2(x, torch.tensor([0, 1]), torch.tensor([1, 1]), torch.tensor([False, True]), pad=1)
+    >>> y[0, 0].tolist(), y[1, 0].tolist()
+    ([[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], [[11.0, 10.0, 9.0], [14.0, 13.0, 12.0], [17.0, 16.0, 15.0]])
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    h, w = x.shape[-2:]
+    padded = TF.pad(x, [pad], fill=0)
+    side = 2 * pad + 1
+    offset = dy * side + dx
+    out = torch.empty_like(x)
+    for o in torch.unique(offset).tolist():
+        sel = (offset == o).nonzero().squeeze(1)
+        out[sel] = TF.crop(padded[sel], o // side, o % side, h, w)
+    f = flip.nonzero().squeeze(1)
+    if len(f):
+        out[f] = TF.horizontal_flip(out[f])
+    return out
+
+
 class DeviceLoader:
     """Batches of a whole split held on ``device``: ``epoch(e)`` yields ``(x float [B, 3, H, W], y [B])``.
 
     ``augment``: random crop with ``pad`` zero-padding + horizontal flip (+ ``cutout`` pixels, 0 =
     off); ``shuffle``: a new order each epoch; ``channels_last``: memory format of the batches;
-    ``drop_last``: skip the final short batch. Randomness depends only on ``(seed, epoch)``.
+    ``drop_last``: skip the final short batch; ``transforms_v2``: crop and flip with
+    :func:`crop_flip_v2` (torchvision ``transforms.v2``; same pixels). Randomness depends only on
+    ``(seed, epoch)``.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, device="cpu", seed: int = 0,
                  augment: bool = False, shuffle: bool = True, pad: int = 4, cutout: int = 0,
-                 mean=MEAN["cifar10"], std=STD["cifar10"], channels_last: bool = False, drop_last: bool = False):
+                 mean=MEAN["cifar10"], std=STD["cifar10"], channels_last: bool = False, drop_last: bool = False,
+                 transforms_v2: bool = False):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise UserError(f"DeviceLoader needs uint8 images [N, C, H, W]; got {images.dtype} {tuple(images.shape)}")
         if batch_size < 1:
@@ -285,6 +322,7 @@ class DeviceLoader:
         self.y = labels.to(self.device)
         self.batch_size, self.seed, self.augment, self.shuffle = batch_size, seed, augment, shuffle
         self.pad, self.cutout, self.channels_last, self.drop_last = pad, cutout, channels_last, drop_last
+        self.transforms_v2 = transforms_v2
         c = images.shape[1]
         self.mean = torch.tensor(mean[:c], device=self.device).view(1, c, 1, 1) * 255
         self.std = torch.tensor(std[:c], device=self.device).view(1, c, 1, 1) * 255
@@ -311,7 +349,9 @@ class DeviceLoader:
             if self.drop_last and len(idx) < self.batch_size:
                 break
             x = self.x[idx].float()
-            if self.augment:
+            if self.augment and self.transforms_v2:
+                x = crop_flip_v2(x, dy[idx], dx[idx], flip[idx], self.pad)
+            elif self.augment:
                 x = torch.nn.functional.pad(x, (self.pad,) * 4)
                 rows = (dy[idx, None] + ar_h)[:, None, :, None]
                 cols = (dx[idx, None] + ar_w)[:, None, None, :]
