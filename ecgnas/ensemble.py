@@ -57,7 +57,8 @@ class EnsembleModel(nn.Module):
 
 def cross_validate(build: Callable[[int], nn.Module], beats, folds: Sequence[np.ndarray], config,
                    fit_fn: Callable | None = None, progress: bool = False,
-                   on_fold: Callable[[int, nn.Module, dict], None] | None = None) -> dict:
+                   on_fold: Callable[[int, nn.Module, dict], None] | None = None,
+                   extra_train: np.ndarray | None = None) -> dict:
     """Train one model per fold on the other folds; out-of-fold probabilities for every fold beat.
 
     ``build(k)``: a fresh model for fold ``k`` (seed it inside for reproducibility); ``folds``:
@@ -66,6 +67,11 @@ def cross_validate(build: Callable[[int], nn.Module], beats, folds: Sequence[np.
     training). Beats outside the folds (DS2) are never read. Returns ``{"proba": [n_oof, K] float,
     "index": [n_oof] beat indices (concatenated folds), "members": [K models], "summaries": [...]}``.
     ``on_fold(k, model, summary)`` is called after each fold (for checkpoints / progress).
+    ``extra_train``: optional beat indices added to *every* fold's training set and never held
+    out, predicted or scored (extra training data, e.g. every SVDB beat with ``--dataset
+    mitdb+svdb``, :func:`ecgnas.data.extra_rows`): the folds and the out-of-fold predictions
+    stay over the main database's beats only. They must be disjoint from the folds (else a
+    UserError); ``None`` or empty: the plain cross-validation.
     """
     from ecgnas.train import fit, predict_proba, seed_everything
 
@@ -77,9 +83,13 @@ def cross_validate(build: Callable[[int], nn.Module], beats, folds: Sequence[np.
     all_idx = np.concatenate(folds)
     if len(np.unique(all_idx)) != len(all_idx):
         raise UserError("cross_validate: folds overlap")
+    extra = np.zeros(0, np.int64) if extra_train is None else np.asarray(extra_train, dtype=np.int64).ravel()
+    if np.isin(extra, all_idx).any():
+        raise UserError(f"cross_validate: {int(np.isin(extra, all_idx).sum())} extra training beats are also in "
+                        "the folds (extra training data is never held out or scored)")
     members, summaries, probas = [], [], []
     for k, held in enumerate(folds):
-        train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        train = np.concatenate([f for j, f in enumerate(folds) if j != k] + ([extra] if len(extra) else []))
         seed_everything(config.seed + 1000 * k)
         model = build(k)
         res = fit_fn(model, beats, {"train": train, "val": np.zeros(0, np.int64)}, config, progress=progress)

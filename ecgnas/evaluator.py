@@ -152,7 +152,9 @@ class ECGEvaluator:
     (beats, split_dict)`` replacing :func:`ecgnas.evaluate.load_data` (it travels to Ray workers
     with the evaluator);
     ``selection``: ``"holdout"`` (default) or ``"cv"`` (grouped ``folds``-fold cross-validation
-    over the DS1 records, inter-patient split only); ``latency_source``: how ``latency_ms`` is
+    over the DS1 records, inter-patient split and MIT-BIH as the main database only; with extra
+    training data, ``"mitdb+svdb"``, every extra beat is in each fold's training set and in no
+    fold, so only DS1 beats are scored); ``latency_source``: how ``latency_ms`` is
     measured, ``"table"`` (eager torch on the trained model, the unit of the lookup table the
     space's ``max_latency_ms`` is estimated with) or ``"onnxruntime"`` (the built model exported to
     ONNX and timed by onnxruntime at batch 1 on 1 thread,
@@ -183,9 +185,9 @@ class ECGEvaluator:
             raise UserError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
         if selection == "cv" and self.split != "inter":
             raise UserError("selection 'cv' folds the DS1 records, so it needs the inter-patient split")
-        if selection == "cv" and self.dataset != "mitdb":
-            raise UserError(f"selection 'cv' folds the MIT-BIH DS1 records; with --dataset {self.dataset} "
-                            "use --selection holdout")
+        if selection == "cv" and self.spec.main.name != "mitdb":  # mitdb+<extra>: folds over DS1 only
+            raise UserError(f"selection 'cv' folds the MIT-BIH DS1 records, and --dataset {self.dataset} trains and "
+                            f"scores on {self.spec.main.name}'s patients; use --selection holdout")
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise UserError(f"folds: need an integer >= 2, got {folds!r}")
         self.selection, self.folds = selection, int(folds)
@@ -327,10 +329,11 @@ class ECGEvaluator:
         # repeat r trains as the evaluator of seed ``self.seed + r`` would (repeat 0 is today's training)
         repeat_seeds = [tcfg.seed] + [candidate_seed(self.seed + r, arch_key) for r in range(1, self.repeats)]
         if self.selection == "cv":
-            from ecgnas.data import record_folds
+            from ecgnas.data import extra_rows, record_folds
 
-            folds = record_folds(beats, self.folds)
-            tasks = [(np.concatenate([f for j, f in enumerate(folds) if j != i]), folds[i], s + i)
+            folds = record_folds(beats, self.folds)  # DS1 records: never an extra one (``svdb:800``)
+            extra = [extra_rows(beats)] if self.spec.extra else []  # in every fold's training, never scored
+            tasks = [(np.concatenate([f for j, f in enumerate(folds) if j != i] + extra), folds[i], s + i)
                      for s in repeat_seeds for i in range(len(folds))]
         else:
             tasks = [(parts["train"], parts["val"], s) for s in repeat_seeds]

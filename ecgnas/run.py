@@ -88,22 +88,39 @@ def check_ensemble(ensemble: int, members: str, decision: str, folds: int, cfg: 
 
 def _ds1_folds(beats, parts: Mapping[str, Any], k: int, spec, seed: int) -> list:
     """Record folds over DS1 (inter-patient); beat folds over train + val for the optimistic intra split.
-    Another main database: folds over whole patients of its train + val part."""
+    Another main database: folds over whole patients of its train + val part.
+
+    Only the main database is folded: the rows of extra training databases (``--dataset a+b``,
+    :func:`ecgnas.data.extra_rows`, appended to ``parts["train"]``) are in no fold -- they are
+    added to every fold's training set by :func:`ecgnas.ensemble.cross_validate` instead."""
     import numpy as np
 
-    from ecgnas.data import record_folds
+    from ecgnas.data import extra_rows, record_folds
 
+    extra = extra_rows(beats) if spec.extra else np.zeros(0, np.int64)
     if spec.split == "inter" and spec.main.name == "mitdb":
-        return record_folds(beats, k)
+        folds = record_folds(beats, k)  # DS1 record names: an extra record (``svdb:800``) is never one
+    else:
+        folds = _main_folds(beats, parts, k, spec, seed, extra)
+    if len(extra) and any(np.isin(f, extra).any() for f in folds):  # record_folds' names: cannot happen
+        raise UserError(f"--dataset {spec.database}: an extra training record landed in a cross-validation fold")
+    return folds
+
+
+def _main_folds(beats, parts: Mapping[str, Any], k: int, spec, seed: int, extra) -> list:
+    """:func:`_ds1_folds` for another main database or the intra split (``extra`` rows left out)."""
+    import numpy as np
+
+    pool = np.concatenate([parts["train"], parts["val"]])
+    if len(extra):
+        pool = pool[~np.isin(pool, extra)]
     if spec.split == "inter":
-        pool = np.concatenate([parts["train"], parts["val"]])
         pats = np.array([spec.main.patient_of(r) for r in beats.record[pool]])
         uniq = sorted(set(pats.tolist()))
         if len(uniq) < k:
             raise UserError(f"--folds {k}: {spec.main.name} has {len(uniq)} training patients")
         order = [uniq[i] for i in np.random.default_rng(seed).permutation(len(uniq))]
         return [np.sort(pool[np.isin(pats, order[i::k])]) for i in range(k)]
-    pool = np.concatenate([parts["train"], parts["val"]])
     return [np.sort(f) for f in np.array_split(np.random.default_rng(seed).permutation(pool), k)]
 
 
@@ -132,10 +149,13 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     (database(s), :class:`~ecgnas.data.PrepConfig`, ``"inter"`` (DS1 / DS2) or ``"intra"`` split,
     data folder; default ``DataSpec()``: MIT-BIH). ``"mitdb+svdb"`` adds every SVDB record to the
     training beats as extra training data, which config.json, the checkpoint, metrics.json and
-    train_summary.json all say. The keywords ``prep``, ``split``, ``dataset`` and ``data`` are the
-    spec's parts given one by one (scripts written before the spec; made into one by
-    :meth:`ecgnas.data.DataSpec.of`, and refused beside ``spec``). A ``train``
-    config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
+    train_summary.json all say; a cross-validation then folds the main database's training
+    records only (:func:`_ds1_folds`), each fold model trains on the other folds plus every extra
+    beat, and the out-of-fold scores (``cv_metrics.json``, labelled too) are over the main
+    database's beats alone, as the literature does it. The keywords ``prep``, ``split``,
+    ``dataset`` and ``data`` are the spec's parts given one by one (scripts written before the
+    spec; made into one by :meth:`ecgnas.data.DataSpec.of`, and refused beside ``spec``). A
+    ``train`` config with ``select="best"`` keeps the early-stopped hold-out recipe (no CV, no ensemble).
     Refuses (UserError, nothing written) a folder holding a run of another configuration;
     returns the stored summary if this run already finished.
 
@@ -153,9 +173,6 @@ def train_run(output: str | os.PathLike, model: str, *, hparams: Mapping[str, An
     check_ensemble(ensemble, members, decision, folds, cfg, cv)
     fold_members = ensemble > 1 and members == "folds"
     run_cv = bool(cv) or decision == "cv" or fold_members
-    if spec.extra and run_cv:
-        raise UserError(f"--dataset {spec.database}: extra training data with the record-fold cross-validation "
-                        "(--cv, --decision cv, --ensemble with fold members) is not supported; use --members seeds")
     ens = {"k": ensemble, "members": members, "decision": decision,
            "folds": ensemble if fold_members else (folds if run_cv else None)}
     config = {"model": model, "hparams": hp, "dataset": spec.database, "split": spec.split, "prep": prep_dict(prep),
@@ -201,6 +218,7 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
     ``config.json`` is written; returns the summary it writes last (``train_summary.json``)."""
     import numpy as np
 
+    from ecgnas.data import extra_rows
     from ecgnas.decision import apply_offsets, fit_offsets
     from ecgnas.ensemble import EnsembleModel, cross_validate
     from ecgnas.evaluate import build, evaluate_indices, headline, save_checkpoint
@@ -242,11 +260,17 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         ds1 = np.sort(np.concatenate([parts["train"], parts["val"]]))
         if run_cv:
             fold_idx = _ds1_folds(beats, parts, ens["folds"], spec, cfg.seed)
-            _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ({len(ds1)} beats)")
+            # extra training data: in every fold's training set, in no fold (never scored)
+            extra_idx = extra_rows(beats) if note else None
+            _say(progress, f"{model}: {len(fold_idx)}-fold record cross-validation over DS1 ("
+                           + (f"{len(ds1)} beats)" if not note else
+                              f"{sum(len(f) for f in fold_idx)} beats; {len(extra_idx)} beats of {note} in "
+                              "every fold's training set)"))
             cv_res = cross_validate(lambda k: build(model, window, n_rr, 5, hp, in_channels=in_ch), beats, fold_idx,
                                 cfg, progress=progress,
                                 on_fold=lambda k, m, s: _say(progress, f"  fold {k + 1}/{len(fold_idx)} trained "
-                                                                       f"({s['train_seconds']:.0f} s)"))
+                                                                       f"({s['train_seconds']:.0f} s)"),
+                                extra_train=extra_idx)
             y_oof = beats.y[cv_res["index"]]
             keep = y_oof != 4  # Q: not trained, outside the headline metric
             if decision == "cv":
@@ -256,9 +280,13 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
             cv_dec = cv_raw if offsets is None else metrics_json(y_oof, apply_offsets(cv_res["proba"], offsets).argmax(1),
                                                                  rec)
             atomic_write_json(out / "cv_metrics.json", {
-                "title": f"{model} DS1 out-of-fold ({len(fold_idx)} record folds)", **cv_dec,
-                "raw_argmax": headline(cv_raw), "offsets": None if offsets is None else offsets.tolist(),
-                "note": "offsets were fitted on these same out-of-fold predictions (in-sample for the offsets)"})
+                "title": f"{model} DS1 out-of-fold ({len(fold_idx)} record folds)" + (f"; {note}" if note else ""),
+                **cv_dec, "raw_argmax": headline(cv_raw), "offsets": None if offsets is None else offsets.tolist(),
+                "note": "offsets were fitted on these same out-of-fold predictions (in-sample for the offsets)",
+                **({"dataset": spec.database, "extra_training_data": note,
+                    "extra_training_beats": int(len(extra_idx)),
+                    "scored": f"{spec.main.name} fold beats only (the extra beats are in every fold's training "
+                              "set and never scored)"} if note else {})})
             buf = io.BytesIO()  # written atomically, as every file of the run folder
             np.savez_compressed(buf, index=cv_res["index"], proba=cv_res["proba"], y=y_oof)
             atomic_write_bytes(out / "oof.npz", buf.getvalue())
@@ -309,7 +337,8 @@ def _train_and_evaluate(out: Path, beats, parts, *, model: str, hp: dict, cfg: T
         fold_ens = EnsembleModel(cv_res["members"], offsets).eval()
         save_checkpoint(out / "cv_ensemble.pt", fold_ens, name=model, hparams=hp, window=window, n_rr=n_rr,
                         n_classes=5, spec=spec, in_channels=in_ch,
-                        extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])}})
+                        extra={"train": cfg.to_dict(), "ensemble": {**ens, "k": len(cv_res["members"])},
+                               **({"extra_training_data": note} if note else {})})
         summary["cv_ensemble_test"] = headline(metrics_json(
             beats.y[te], predict(fold_ens, beats, te, cfg.eval_batch_size), beats.record[te]))
     first = fits[0] if fits else None

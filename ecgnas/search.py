@@ -155,9 +155,10 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
     candidate with different seeds, scored by their mean (a steadier objective at ``repeats``
     times the cost; the baseline gets the same); ``ensemble``: members of the
     final model (``ecgnas train --ensemble``: K fold models of a DS1 record cross-validation; 1 = a
-    single model on all of DS1); ``multi_fidelity``: ``None`` (each candidate trains once at the
-    fidelity), or a :class:`nascore.multifidelity.MultiFidelity` rung schedule (epochs per rung,
-    η; ``True``: the ladder of ratio 3 ending at the fidelity's epochs), the strategy then runs
+    single model on all of DS1; extra training data are in every member's training set, in no
+    fold); ``multi_fidelity``: ``None`` (each candidate trains once at the fidelity), or a
+    :class:`nascore.multifidelity.MultiFidelity` rung schedule (epochs per rung, η; ``True``:
+    the ladder of ratio 3 ending at the fidelity's epochs), the strategy then runs
     inside asynchronous successive halving (ask/tell methods; the baseline gets the same
     schedule): candidates train for each rung's epochs (the fidelity's beats per epoch), the top
     1/η of a rung go up, ``budget`` counts ``budget x top-rung`` candidate-epochs, the top rung's

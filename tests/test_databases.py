@@ -379,6 +379,162 @@ def test_train_run_takes_a_dataspec(dbs, tmp_path):
     assert not (tmp_path / "r2").exists()
 
 
+def _spy_cross_validate(monkeypatch) -> list:
+    """Record what :func:`ecgnas.ensemble.cross_validate` is given (folds, extra_train) and what each
+    fold model trains on (a fit_fn spy); returns the list of calls."""
+    import ecgnas.ensemble as ensemble_mod
+    from ecgnas.train import fit
+
+    real, calls = ensemble_mod.cross_validate, []
+
+    def spy(build, beats, folds, config, fit_fn=None, **kw):
+        call = {"records": np.asarray(beats.record).astype(str), "folds": [np.asarray(f) for f in folds],
+                "extra_train": kw.get("extra_train"), "trains": []}
+        calls.append(call)
+
+        def fit_spy(model, b, parts, cfg, **k):
+            call["trains"].append(np.asarray(parts["train"]).copy())
+            return fit(model, b, parts, cfg, **k)
+
+        return real(build, beats, folds, config, fit_fn=fit_spy, **kw)
+
+    monkeypatch.setattr(ensemble_mod, "cross_validate", spy)
+    return calls
+
+
+def _check_folds_over_main_only(call, n_main_pool: int):
+    """Extra rows: in every fold's training set, in no fold; the folds cover the main pool."""
+    recs = call["records"]
+    extra = np.flatnonzero(np.char.startswith(recs, "toysv:"))
+    assert len(extra) > 0
+    folds = call["folds"]
+    assert all(not np.isin(f, extra).any() for f in folds)  # never held out, never scored
+    assert sum(len(f) for f in folds) == n_main_pool
+    assert len(call["trains"]) == len(folds)
+    for k, tr in enumerate(call["trains"]):
+        others = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        assert sorted(tr.tolist()) == sorted(np.concatenate([others, extra]).tolist())  # all extra, no held fold
+    assert sorted(np.asarray(call["extra_train"]).tolist()) == extra.tolist()
+
+
+def test_cross_validation_with_extra_training_data_folds_the_main_database_only(dbs, tmp_path, monkeypatch):
+    """--cv and fold ensembles with --dataset a+b: folds over a's training patients, every b beat in each
+    fold's training set, out-of-fold scores over a's beats only (was refused before)."""
+    import torch
+
+    from ecgnas.data import DataSpec, extra_rows
+    from ecgnas.evaluate import load_data
+    from ecgnas.run import train_run
+    from ecgnas.train import TrainConfig
+
+    calls = _spy_cross_validate(monkeypatch)
+    data = f"toyarr={dbs['toyarr']},toysv={dbs['toysv']}"
+    spec = DataSpec("toyarr+toysv", data=data)
+    beats, parts = load_data(spec, progress=False)
+    extra = extra_rows(beats)
+    main_pool = np.setdiff1d(np.concatenate([parts["train"], parts["val"]]), extra)  # toyarr train + val beats
+    assert len(extra) == int(np.char.startswith(beats.record.astype(str), "toysv:").sum()) > 0
+    cfg = TrainConfig(epochs=1, num_threads=1, device="cpu", batch_size=32, samples_per_epoch=64)
+    note = "extra training data: toysv (every record, training only)"
+
+    s = train_run(tmp_path / "cv", "linear", train=cfg, spec=spec, cv=True, folds=2, progress=False)
+    assert len(calls) == 1
+    _check_folds_over_main_only(calls[0], len(main_pool))
+    oof = np.load(tmp_path / "cv" / "oof.npz")
+    assert sorted(oof["index"].tolist()) == main_pool.tolist()  # OOF = the main database's train + val beats
+    assert not np.isin(oof["index"], extra).any()
+    cvm = json.loads((tmp_path / "cv" / "cv_metrics.json").read_text())
+    assert cvm["extra_training_data"] == note and note in cvm["title"] and cvm["dataset"] == "toyarr+toysv"
+    assert cvm["extra_training_beats"] == len(extra)
+    assert s["extra_training_data"] == note and "cv" in s and "cv_ensemble_test" in s
+    assert torch.load(tmp_path / "cv" / "cv_ensemble.pt", weights_only=True)["extra_training_data"] == note
+
+    s2 = train_run(tmp_path / "ens", "linear", train=cfg, spec=spec, ensemble=2, progress=False)
+    assert len(calls) == 2
+    _check_folds_over_main_only(calls[1], len(main_pool))
+    cfg2 = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert cfg2["ensemble"]["folds"] == 2 and cfg2["extra_training_data"] == note
+    assert s2["extra_training_data"] == note and s2["members"] == 2 and "cv" in s2
+    assert torch.load(tmp_path / "ens" / "checkpoint.pt", weights_only=True)["extra_training_data"] == note
+    assert sorted(np.load(tmp_path / "ens" / "oof.npz")["index"].tolist()) == main_pool.tolist()
+
+
+def test_cross_validate_refuses_extra_rows_inside_the_folds():
+    from ecgnas.ensemble import cross_validate
+    from ecgnas.train import TrainConfig
+
+    with pytest.raises(UserError, match="extra training beats are also in the folds"):
+        cross_validate(lambda k: None, None, [np.array([0, 1]), np.array([2, 3])], TrainConfig(),
+                       extra_train=np.array([3, 4]))
+
+
+def _install_mitdb_plus_extra_fakes(monkeypatch):
+    """Fake MIT-BIH beats (tests/ecg_fakes.py, real DS1 / DS2 record names) and a fake extra database
+    (records ``s1`` / ``s2``) behind :func:`ecgnas.data.load_beats`."""
+    from ecg_fakes import make_beats
+
+    from ecgnas import data as ecgdata
+
+    def fake_load_beats(data=None, config=None, cache_dir=None, progress=True, jobs=None, database=None):
+        cfg = config or ecgdata.PrepConfig()
+        b = make_beats(window=sum(cfg.window_samples()), per_record=20, seed=0 if database is None else 7)
+        if database is not None:  # the extra database: its own record names
+            b.record = np.where(np.arange(len(b)) % 2 == 0, "s1", "s2")
+        b.config = cfg
+        return b
+
+    monkeypatch.setattr(ecgdata, "load_beats", fake_load_beats)
+
+
+def test_mitdb_plus_extra_cv_folds_ds1_records_and_search_selection_cv(monkeypatch, tmp_path):
+    """MIT-BIH as the main database: record folds over DS1 only (train_run and the search evaluator's
+    selection='cv'); the extra beats train every fold and are never scored."""
+    import ecgnas.train as train_mod
+    from ecg_fakes import TEST_RECS
+    from ecgnas.data import DataSpec, extra_rows
+    from ecgnas.evaluate import load_data
+    from ecgnas.evaluator import ECGEvaluator
+    from ecgnas.run import train_run
+    from ecgnas.search import get_search_space
+    from ecgnas.train import TrainConfig
+
+    _install_mitdb_plus_extra_fakes(monkeypatch)
+    spec = DataSpec("mitdb+toysv")
+    beats, parts = load_data(spec, progress=False)
+    extra = extra_rows(beats)
+    ds1 = np.flatnonzero(~np.isin(beats.record, TEST_RECS) & ~np.char.startswith(beats.record.astype(str), "toysv:"))
+    assert len(extra) == 160 and len(ds1) == 120
+
+    calls = _spy_cross_validate(monkeypatch)
+    cfg = TrainConfig(epochs=1, num_threads=1, device="cpu", batch_size=32, samples_per_epoch=64)
+    s = train_run(tmp_path / "r", "linear", train=cfg, spec=spec, decision="cv", folds=2, progress=False)
+    _check_folds_over_main_only(calls[0], len(ds1))
+    assert sorted(np.load(tmp_path / "r" / "oof.npz")["index"].tolist()) == ds1.tolist()
+    assert s["offsets"] is not None and s["extra_training_data"].startswith("extra training data: toysv")
+
+    # the search evaluator: selection 'cv' with MIT-BIH + extra data (another main database stays refused)
+    with pytest.raises(UserError, match="selection 'cv' folds the MIT-BIH DS1 records.*toyarr"):
+        ECGEvaluator(get_search_space("resnet-family"), spec=DataSpec("toyarr+toysv"), latency=False,
+                     selection="cv")
+    seen = []
+    real_fit = train_mod.fit
+
+    def fit_spy(model, b, split, config=None, **kw):
+        seen.append((np.asarray(split["train"]).copy(), np.asarray(split["val"]).copy()))
+        return real_fit(model, b, split, config, **kw)
+
+    monkeypatch.setattr(train_mod, "fit", fit_spy)
+    space = get_search_space("resnet-family")
+    ev = ECGEvaluator(space, TrainConfig(epochs=1, samples_per_epoch=64, batch_size=32, num_threads=1, device="cpu"),
+                      spec=spec, latency=False, beats=(beats, parts), selection="cv", folds=2)
+    arch = space.sample(np.random.default_rng(0))
+    res = ev(arch)
+    assert res.metrics["selection"] == "cv2" and len(seen) == 2
+    assert sorted(np.concatenate([va for _, va in seen]).tolist()) == ds1.tolist()  # only DS1 is scored
+    for tr, va in seen:
+        assert np.isin(extra, tr).all() and not np.isin(va, extra).any()
+
+
 TOYNEW_PY = '''"""A database added as one file (written by tests/test_databases.py into a temporary folder)."""
 from ecgnas.datasets.base import Database
 

@@ -18,8 +18,8 @@ Example::
 from .beats import Beats
 from .pipeline import load_beats
 from .preprocess import PIPELINE_VERSION, PrepConfig
-from .spec import DataSpec, data_dirs, patient_split
+from .spec import DataSpec, data_dirs, extra_rows, patient_split
 from .splits import DEFAULT_HOLDOUT, IntraPatientWarning, inter_patient_split, intra_patient_split, record_folds
 
-__all__ = ["Beats", "DataSpec", "data_dirs", "patient_split", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split", "record_folds",
+__all__ = ["Beats", "DataSpec", "data_dirs", "extra_rows", "patient_split", "PrepConfig", "PIPELINE_VERSION", "load_beats", "inter_patient_split", "intra_patient_split", "record_folds",
            "DEFAULT_HOLDOUT", "IntraPatientWarning"]

@@ -140,6 +140,22 @@ class DataSpec:
         return cls(config.get("dataset") or DEFAULT, prep, config.get("split") or "inter", data)
 
 
+def extra_rows(beats) -> np.ndarray:
+    """Sorted indices of the rows of joined ``beats`` that come from an extra training database
+    (record names ``<database>:<record>``, :data:`RECORD_SEP`; :func:`ecgnas.evaluate.load_data`
+    appends them to ``train`` only). Empty for one database. Cross-validation keeps them out of
+    every fold and in every fold's training set (:func:`ecgnas.ensemble.cross_validate`).
+
+    >>> from ecgnas.data.beats import Beats
+    >>> b = Beats(x=np.zeros((3, 4), np.float32), rr=np.zeros((3, 4), np.float32), y=np.zeros(3, int),
+    ...           record=np.array(["101", "svdb:800", "106"]), sample=np.arange(3), fs=360)
+    >>> extra_rows(b).tolist()
+    [1]
+    """
+    rec = np.asarray(beats.record).astype(str)
+    return np.flatnonzero(np.char.find(rec, RECORD_SEP) >= 0).astype(np.int64)
+
+
 def data_dirs(data, dbs: tuple[Database, ...]) -> dict[str, str | None]:
     """``--data`` for each database: ``None`` (the usual places), one folder (the first database's),
     or ``"name=DIR,name=DIR"`` / a ``{name: DIR}`` mapping."""
