@@ -383,6 +383,10 @@ def test_eg_nas_end_to_end_on_darts1d(fake, tmp_path):
         assert (tmp_path / "eg" / name).is_file(), name
     ckpt = __import__("torch").load(tmp_path / "eg" / "final" / "checkpoint.pt", weights_only=True)
     assert ckpt["model"] == "darts1d" and ckpt["hparams"]["genotype"] == res["best_arch"]
+    # the objective is the supernet's score after its own schedule, not the candidates' fidelity
+    objective = (tmp_path / "eg" / "report.md").read_text().split("## Search objective", 1)[1].split("## DS2")[0]
+    assert "supernet DS1 hold-out macro-F1** of a 2-epoch supernet search (1 of warm-up) (128 beats per epoch)" \
+        in objective, objective
 
 
 # --------------------------------------------------------------------------- eg-nas: released EG-NAS choices
