@@ -133,8 +133,8 @@ def main() -> int:
     parts = set(args.parts.split(","))
     runs = [Path(r) for r in args.runs] if args.runs else [WORK / f"{m}-s0" for m in MODELS]
     old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
-    result = {"note": "single seed (0) per model, default recipe; DS2 figures are reported, nothing is chosen "
-                      "from them; int8 calibrated on 2048 DS1 beats",
+    result = {"note": "the seed of each model is in its run folder's name (-sN); DS2 figures are reported, "
+                      "nothing is chosen from them; int8 calibrated on 2048 DS1 beats",
               "models": old.get("models", []), "models_run": old.get("models_run"),
               "rank_correlation": old.get("rank_correlation"), "rank_run": old.get("rank_run")}
     if "models" in parts:  # entries of other runs are kept (one invocation per group of runs), replaced by run
