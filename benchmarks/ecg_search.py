@@ -32,6 +32,10 @@ from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.io import atomic_write_json  # noqa: E402
 
 METHODS = ("random", "evolution", "dcl-enas", "arch2vec-bo", "arch2vec-rl", "eg-nas")
+#: benchmark-only variants: ``eg-nas-released`` = eg-nas with every choice of the released EG-NAS
+#: code (``ecgnas search --method eg-nas --released``: σ kept at 1, 7 operations, half-batch
+#: scoring, normalised candidates, double-softmax update, noise on the mean, running BN statistics)
+VARIANTS = {"eg-nas-released": "eg-nas"}
 
 
 def _stats(values) -> dict:
@@ -40,7 +44,33 @@ def _stats(values) -> dict:
             "n": len(v)}
 
 
-def _row(res: dict) -> dict:
+def _alpha_summary(folder) -> dict | None:
+    """How far the supernet search moved the architecture weights: over the edges of the last
+    epoch's softmax(α) (``search/log.jsonl``), the largest weight, the mean of each edge's largest
+    weight and the uniform weight 1/|ops| they start from; None without a supernet log."""
+    import json
+
+    log = Path(folder) / "search" / "log.jsonl"
+    if not log.is_file():
+        return None
+    last = [json.loads(line) for line in log.read_text().splitlines() if line.strip()][-1]
+    edges = []
+
+    def walk(x):
+        if x and isinstance(x[0], (int, float)):
+            edges.append(x)
+        else:
+            for y in x:
+                walk(y)
+    walk(last.get("alpha") or [])
+    if not edges:
+        return None
+    maxima = [max(e) for e in edges]
+    return {"epoch": last["epoch"], "edges": len(edges), "uniform": 1 / len(edges[0]), "max": max(maxima),
+            "mean_edge_max": statistics.fmean(maxima)}
+
+
+def _row(res: dict, folder=None) -> dict:
     from ecgnas.search_report import search_objective
 
     ds2 = res["ds2"]
@@ -54,7 +84,8 @@ def _row(res: dict) -> dict:
             "final_train_seconds": res["final_train_seconds"], "evaluations": res.get("evaluations"),
             "ds2": {"accuracy": ds2["accuracy"], "macro_f1": ds2["macro_f1"], "kappa": ds2["kappa"],
                     **{f"{c}_{k}": pc[c][k] for c in ("S", "V", "F") for k in ("se", "ppv", "f1")}},
-            "baseline_macro_f1": None if res.get("baseline_ds2") is None else res["baseline_ds2"]["macro_f1"]}
+            "baseline_macro_f1": None if res.get("baseline_ds2") is None else res["baseline_ds2"]["macro_f1"],
+            "alpha": None if folder is None else _alpha_summary(folder)}
 
 
 def _aggregate(rows: list[dict]) -> dict:
@@ -82,15 +113,21 @@ def _job(job: dict) -> dict:
     kw = dict(budget=job["budget"], seed=job["seed"], fidelity=fid, final=fin, data=job["data"], progress=False,
               selection=job.get("selection", "holdout"), ensemble=job.get("ensemble", 1),
               eval_cache=job.get("eval_cache"))
-    if job.get("multi_fidelity") and job["method"] != "eg-nas":
+    method = VARIANTS.get(job["method"], job["method"])
+    if job.get("multi_fidelity") and method != "eg-nas":
         from nascore.multifidelity import MultiFidelity
 
         kw["multi_fidelity"] = MultiFidelity.parse(job["multi_fidelity"]["rungs"], eta=job["multi_fidelity"]["eta"])
     if job["method"] == "baseline":
         return ecg_search(job["out"], method="random", space="resnet-family", baseline="none", **kw)
     params = dict(job.get("params") or {})
-    supernet = job["supernet"] if job["method"] == "eg-nas" else None
-    return ecg_search(job["out"], method=job["method"], baseline=job["baseline"], strategy_params=params,
+    supernet = dict(job["supernet"]) if method == "eg-nas" else None
+    if job["method"] == "eg-nas-released":
+        from nascore.egnas import released_settings
+
+        es, sn = released_settings("darts1d", supernet.pop("es", None))
+        supernet = {**supernet, **sn, "es": es}
+    return ecg_search(job["out"], method=method, baseline=job["baseline"], strategy_params=params,
                       supernet=supernet, **kw)
 
 
@@ -168,7 +205,7 @@ def main(argv=None) -> int:
     jobs = [{**common, **cache(s), "method": m, "seed": s, "out": str(work / f"{m}-s{s}"),
              "baseline": "none" if args.no_baseline else str(work / f"baseline-s{s}")} for m in methods for s in seeds]
     for job, res in zip(jobs, parallel_map(_job, jobs, args.jobs, desc="searches")):
-        results.setdefault(job["method"], []).append(_row(res))
+        results.setdefault(job["method"], []).append(_row(res, job["out"]))
         save(results)
     save(results)
     print(f"wrote {args.out}")
