@@ -35,7 +35,9 @@ METHODS = ("random", "evolution", "dcl-enas", "arch2vec-bo", "arch2vec-rl", "eg-
 #: benchmark-only variants: ``eg-nas-released`` = eg-nas with every choice of the released EG-NAS
 #: code (``ecgnas search --method eg-nas --released``: σ kept at 1, 7 operations, half-batch
 #: scoring, normalised candidates, double-softmax update, noise on the mean, running BN statistics)
-VARIANTS = {"eg-nas-released": "eg-nas"}
+#: ``eg-nas-8ops`` = eg-nas with DARTS's 8 operations (``none`` included: ``--op-set darts``) instead
+#: of the released EG-NAS 7 (the default)
+VARIANTS = {"eg-nas-released": "eg-nas", "eg-nas-8ops": "eg-nas"}
 
 
 def _stats(values) -> dict:
@@ -127,6 +129,8 @@ def _job(job: dict) -> dict:
 
         es, sn = released_settings("darts1d", supernet.pop("es", None))
         supernet = {**supernet, **sn, "es": es}
+    elif job["method"] == "eg-nas-8ops":
+        supernet = {**supernet, "op_set": "darts"}
     return ecg_search(job["out"], method=method, baseline=job["baseline"], strategy_params=params,
                       supernet=supernet, **kw)
 
