@@ -99,14 +99,18 @@ def _darts_network(space, arch, *, C: int, N: int, num_classes: int):
 NETWORKS = {"nb201": _nb201_network, "darts": _darts_network}
 
 
+def network_builder(space):
+    """The :data:`NETWORKS` builder of ``space``; a one-line error for a space without one."""
+    name = getattr(space, "name", space)
+    if name not in NETWORKS:
+        raise UserError(f"the {name} space has no trainable network in the train evaluator "
+                        f"(spaces with one: {', '.join(NETWORKS)})")
+    return NETWORKS[name]
+
+
 def build_network(space, arch, *, C: int, N: int, num_classes: int):
     """The network of ``arch`` in ``space`` (:data:`NETWORKS`); a one-line error for other spaces."""
-    try:
-        builder = NETWORKS[space.name]
-    except KeyError:
-        raise UserError(f"the {space.name} space has no trainable network in the train evaluator "
-                        f"(spaces with one: {', '.join(NETWORKS)})") from None
-    return builder(space, arch, C=C, N=N, num_classes=num_classes)
+    return network_builder(space)(space, arch, C=C, N=N, num_classes=num_classes)
 
 
 def _logits(out):
@@ -198,9 +202,7 @@ class ImageTrainEvaluator:
                  cache_dir: str | os.PathLike | None = None, table=None, device: str = "cpu", threads: int = 1,
                  images=None):
         self.space = space
-        if getattr(space, "name", None) not in NETWORKS:
-            raise UserError(f"the {getattr(space, 'name', space)} space has no trainable network in the train "
-                            f"evaluator (spaces with one: {', '.join(NETWORKS)})")
+        network_builder(space)  # a space without a network is refused before anything is loaded
         self.recipe = recipe if recipe is not None else Recipe()
         if not isinstance(self.recipe, Recipe):
             raise UserError(f"recipe: expected a Recipe, got {type(self.recipe).__name__}")
