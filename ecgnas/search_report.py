@@ -231,13 +231,10 @@ def search_objective(res: Mapping) -> dict:
 
     entry = METHODS.get(str(res.get("method")))
     if entry is not None and entry.kind == "supernet":  # the supernet's own schedule, not the candidates' fidelity
-        import inspect
-
         from ecgnas.supernet import ecg_search_config
 
-        known = inspect.signature(ecg_search_config).parameters
-        sn = ecg_search_config(method=entry.supernet, **{k: v for k, v in (cfg.get("supernet") or {}).items()
-                                                         if k in known and k != "method"})
+        # the settings ecg_search checked with the same function before the search ran
+        sn = ecg_search_config(method=entry.supernet, **(cfg.get("supernet") or {}))
         return {"signal": "supernet DS1 hold-out macro-F1", "selection": "holdout", "epochs": sn["epochs"],
                 "warmup": sn["warmup"], "beats_per_epoch": sn["samples_per_epoch"],
                 "value": res.get("search_val_macro_f1"), "final_holdout": res.get("final_val_macro_f1"),
