@@ -52,24 +52,19 @@ def _alpha_summary(folder) -> dict | None:
     weight and the uniform weight 1/|ops| they start from; None without a supernet log."""
     import json
 
+    import numpy as np
+
     log = Path(folder) / "search" / "log.jsonl"
     if not log.is_file():
         return None
-    last = [json.loads(line) for line in log.read_text().splitlines() if line.strip()][-1]
-    edges = []
-
-    def walk(x):
-        if x and isinstance(x[0], (int, float)):
-            edges.append(x)
-        else:
-            for y in x:
-                walk(y)
-    walk(last.get("alpha") or [])
-    if not edges:
+    last = json.loads(log.read_text().splitlines()[-1])
+    if not last.get("alpha"):
         return None
-    maxima = [max(e) for e in edges]
-    return {"epoch": last["epoch"], "edges": len(edges), "uniform": 1 / len(edges[0]), "max": max(maxima),
-            "mean_edge_max": statistics.fmean(maxima)}
+    edges = np.asarray(last["alpha"], dtype=float)
+    edges = edges.reshape(-1, edges.shape[-1])  # (cell types x edges) x operations
+    maxima = edges.max(1)
+    return {"epoch": last["epoch"], "edges": len(edges), "uniform": 1 / edges.shape[1], "max": float(maxima.max()),
+            "mean_edge_max": float(maxima.mean())}
 
 
 def _row(res: dict, folder=None) -> dict:
