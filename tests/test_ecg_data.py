@@ -493,3 +493,20 @@ def test_config_round_trips_through_json():
     assert d["version"] == PIPELINE_VERSION
     back = PrepConfig(**{k: v for k, v in d.items() if k != "version"})
     assert back == cfg and back.key() == cfg.key() and back.records == ("100", "101")
+
+
+def _load_in_worker(args):
+    folder, cache = args
+    beats = load_beats(Path(folder), RAW, cache_dir=Path(cache), progress=False, jobs=2)
+    return beats.x.shape, beats.y.tolist()
+
+
+def test_load_beats_inside_a_pool_worker_prepares_serially(small_db, tmp_path):
+    """A benchmark's parallel job (a daemonic pool worker) cannot start the record-preparation
+    pool; with a cold cache it prepares the records in its own process instead of failing."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        shape, y = pool.map(_load_in_worker, [(str(small_db), str(tmp_path / "c"))])[0]
+    here = load_beats(small_db, RAW, cache_dir=tmp_path / "c2", progress=False, jobs=1)
+    assert shape == here.x.shape and y == here.y.tolist()

@@ -111,6 +111,8 @@ def select_records(folder: Path, cfg: PrepConfig,
 
 def _run(folder: Path, names: list[str], cfg: PrepConfig, jobs: int, progress: bool, db: Database) -> list[dict]:
     results: dict[str, dict] = {}
+    if multiprocessing.current_process().daemon:
+        jobs = 1  # a pool worker (e.g. a benchmark's parallel job) may not start processes of its own
     bar = None
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
