@@ -14,7 +14,15 @@ latency does not depend on them): the per-operation table estimate
 search records (:func:`ecgnas.hardware.measure_latency_ms`) and onnxruntime's (batch 1, 1 thread,
 median); Spearman and Kendall rank correlations between them.
 
+Part 3 (``--parts int8``) -- which int8 setting is fastest: for each registered model family at its
+default hyperparameters (untrained weights; the input shape of the default preparation), the float
+ONNX file and three quantisations of it by :func:`ecgnas.export.quantize.quantize_int8` (the
+previous default: int8 activations without pre-processing; pre-processing with int8 activations;
+the default: pre-processing with uint8 activations), timed batch-1 and batch-256 on one thread in
+``--rounds`` interleaved rounds (the median over rounds is reported).
+
     python benchmarks/ecg_export.py [--train] [--runs DIR ...] [--archs 30] [--latency-repeats 200]
+    python benchmarks/ecg_export.py --parts int8 --out benchmarks/results/ecg_export_int8.json
 
 Writes ``benchmarks/results/ecg_export.json``.
 """
@@ -118,6 +126,49 @@ def rank_correlation(n: int, repeats: int, seed: int = 0) -> dict:
             "median_ratio_onnxruntime_over_torch": float(np.median(ort / tor)), "archs": rows}
 
 
+INT8_SETTINGS = {"previous (int8 activations, no pre-processing)": {"activations": "int8", "preprocess": False},
+                 "pre-processing, int8 activations": {"activations": "int8", "preprocess": True},
+                 "default (pre-processing, uint8 activations)": {"activations": "uint8", "preprocess": True}}
+INT8_FAMILIES = ("acharya", "kachuee", "resnet", "ecg-cell", "darts1d")
+
+
+def int8_formats(repeats: int, rounds: int = 3) -> dict:
+    import torch
+
+    from ecgnas.export.graph import export_onnx, file_size
+    from ecgnas.export.latency import measure
+    from ecgnas.export.quantize import quantize_int8
+    from ecgnas.models import build_model
+
+    in_ch, window, n_rr = 2, 126, 5
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, in_ch, window)).astype(np.float32)
+    rr = (1 + 0.1 * rng.standard_normal((512, n_rr))).astype(np.float32)
+    shape = {"in_channels": in_ch, "window": window, "n_rr": n_rr}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fam in INT8_FAMILIES:
+            torch.manual_seed(0)
+            net = build_model(fam, **shape).eval()
+            files = {"float": Path(tmp) / f"{fam}.onnx"}
+            export_onnx(net, files["float"], **shape, contract={"model": fam, "note": "int8 timing only"})
+            for i, (name, kw) in enumerate(INT8_SETTINGS.items()):
+                files[name] = Path(tmp) / f"{fam}.q{i}.onnx"
+                quantize_int8(files["float"], files[name], x, rr, **kw)
+            times: dict = {k: {1: [], 256: []} for k in files}
+            for _ in range(rounds):  # interleaved, so a change in load hits every setting alike
+                for k, f in files.items():
+                    for b in (1, 256):
+                        times[k][b].append(measure(f, **shape, batch=b, threads=1, repeats=repeats if b == 1 else
+                                                   max(10, repeats // 10), warmup=20 if b == 1 else 3)["median_ms"])
+            out[fam] = {k: {"bytes": file_size(f), "b1_ms": float(np.median(times[k][1])),
+                            "b256_ms": float(np.median(times[k][256]))} for k, f in files.items()}
+            print(f"  {fam}: " + ", ".join(f"{k.split(' (')[0]} {v['b1_ms']:.3f} ms" for k, v in out[fam].items()),
+                  flush=True)
+    return {"shape": shape, "weights": "untrained (seed 0): latency does not depend on them", "threads": 1,
+            "rounds": rounds, "repeats_batch1": repeats, "settings": INT8_SETTINGS, "families": out}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", nargs="*", default=None, help=f"run folders (default {WORK}/<model>-s0 for {MODELS})")
@@ -126,8 +177,8 @@ def main() -> int:
                                                           "(0 skips it; default 30)")
     ap.add_argument("--latency-repeats", type=int, default=200)
     ap.add_argument("--parts", default="models,rank",
-                    help="models (export figures), rank (latency rank correlation) or both; a part not run keeps "
-                         "its entry from an existing --out file")
+                    help="comma-separated: models (export figures), rank (latency rank correlation), int8 (int8 "
+                         "settings timed); a part not run keeps its entry from an existing --out file")
     ap.add_argument("--out", default=str(RESULTS / "ecg_export.json"))
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -136,7 +187,8 @@ def main() -> int:
     result = {"note": "the seed of each model is in its run folder's name (-sN); DS2 figures are reported, "
                       "nothing is chosen from them; int8 calibrated on 2048 DS1 beats",
               "models": old.get("models", []), "models_run": old.get("models_run"),
-              "rank_correlation": old.get("rank_correlation"), "rank_run": old.get("rank_run")}
+              "rank_correlation": old.get("rank_correlation"), "rank_run": old.get("rank_run"),
+              "int8_formats": old.get("int8_formats"), "int8_run": old.get("int8_run")}
     if "models" in parts:  # entries of other runs are kept (one invocation per group of runs), replaced by run
         keep = {str(r) for r in runs}
         result["models"] = [m for m in result["models"] if m["run"] not in keep]
@@ -155,6 +207,10 @@ def main() -> int:
         print(f"rank correlation over {args.archs} ecg-cell architectures", flush=True)
         result["rank_run"] = header()
         result["rank_correlation"] = rank_correlation(args.archs, max(20, args.latency_repeats // 4))
+    if "int8" in parts:
+        print("int8 settings, timed", flush=True)
+        result["int8_run"] = header()
+        result["int8_formats"] = int8_formats(args.latency_repeats)
     atomic_write_json(Path(args.out), result)
     print(f"wrote {args.out}")
     return 0

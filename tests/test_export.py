@@ -223,6 +223,7 @@ def test_int8_on_a_small_model_calibrates_on_ds1_only(tmp_path, fake, monkeypatc
     q = onnx.load(str(run / "export" / "model.int8.onnx"))
     ops = {n.op_type for n in q.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert _activation_types(q) == {onnx.TensorProto.UINT8}  # the default: uint8 activations
     assert read_onnx_contract(run / "export" / "model.int8.onnx")["quantisation"]["ops"] == ["Conv", "MatMul", "Gemm"]
     i8 = rep["int8"]
     assert i8["n_ds2"] == len(parts["test"]) and i8["int8_bytes"] > 0 and i8["float_bytes"] > 0
@@ -326,3 +327,34 @@ def test_model_latency_of_an_in_memory_model_orders_sizes():
     t_small = model_latency_ms(small, in_channels=2, window=126, n_rr=5, repeats=10, warmup=2)
     t_big = model_latency_ms(big, in_channels=2, window=126, n_rr=5, repeats=10, warmup=2)
     assert 0 < t_small < t_big
+
+
+def _activation_types(proto) -> set:
+    """Element types of the zero points of every QuantizeLinear (the quantised activations)."""
+    inits = {t.name: t.data_type for t in proto.graph.initializer}
+    return {inits[n.input[2]] for n in proto.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+
+
+def test_int8_options_activation_type_and_preprocessing(tmp_path):
+    import onnx
+
+    from ecgnas.export.graph import export_onnx
+    from ecgnas.export.quantize import quantize_int8
+    from ecgnas.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("resnet", window=40, n_rr=4, in_channels=2, depth=1, width=8, kernel_size=5).eval()
+    export_onnx(net, tmp_path / "f.onnx", in_channels=2, window=40, n_rr=4, contract={"classes": ["N", "S"]})
+    rng = np.random.default_rng(0)
+    x, rr = rng.standard_normal((64, 2, 40)).astype(np.float32), rng.random((64, 4)).astype(np.float32)
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "i8.onnx", x, rr, activations="int8", preprocess=False)
+    q = onnx.load(str(tmp_path / "i8.onnx"))
+    assert _activation_types(q) == {onnx.TensorProto.INT8}
+    meta = read_onnx_contract(tmp_path / "i8.onnx")
+    assert meta["classes"] == ["N", "S"] and "int8 activations" in meta["quantisation"]["method"]
+    assert "pre_process" not in meta["quantisation"]["method"]
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "u8.onnx", x, rr)
+    assert _activation_types(onnx.load(str(tmp_path / "u8.onnx"))) == {onnx.TensorProto.UINT8}
+    assert "quant_pre_process" in read_onnx_contract(tmp_path / "u8.onnx")["quantisation"]["method"]
+    with pytest.raises(UserError, match="activations='int4'"):
+        quantize_int8(tmp_path / "f.onnx", tmp_path / "x.onnx", x, rr, activations="int4")
