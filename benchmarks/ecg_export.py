@@ -21,7 +21,12 @@ previous default: int8 activations without pre-processing; pre-processing with i
 the default: pre-processing with uint8 activations), timed batch-1 and batch-256 on one thread in
 ``--rounds`` interleaved rounds (the median over rounds is reported).
 
+Part 4 (``--parts latency``) -- times the existing exports of ``--runs`` again (``RUN/export/*.onnx``,
+written by part 1) and stores the figures as each model's ``latency_retimed`` with the machine's
+load, e.g. on an idle machine after the exports ran on a busy one.
+
     python benchmarks/ecg_export.py [--train] [--runs DIR ...] [--archs 30] [--latency-repeats 200]
+    python benchmarks/ecg_export.py --parts latency --runs DIR ... --out FILE
     python benchmarks/ecg_export.py --parts int8 --out benchmarks/results/ecg_export_int8.json
 
 Writes ``benchmarks/results/ecg_export.json``.
@@ -70,9 +75,7 @@ def export_figures(run: Path, repeats: int) -> dict:
     t = time.perf_counter()
     rep = export_run(run, "onnx", int8=True, latency_repeats=repeats, progress=True)
     summary = read_json(run / "train_summary.json")
-    lat = {name: {f"b{r['batch']}_t{r['threads']}": {k: round(r[k], 4) for k in ("median_ms", "p95_ms")} |
-                  {"beats_per_s": round(r["throughput_beats_per_s"])} for r in rows}
-           for name, rows in rep["latency"].items()}
+    lat = {name: _latency_table(rows) for name, rows in rep["latency"].items()}
     q = rep["int8"]
     return {"run": str(run), "model": ckpt["model"], "hparams": ckpt["hparams"], "members": len(ckpt["members"]),
             "offsets": ckpt.get("offsets") or [], "params": count_parameters(model),
@@ -82,6 +85,27 @@ def export_figures(run: Path, repeats: int) -> dict:
             "ds2_macro_f1_float": q["ds2_float"]["macro_f1"], "ds2_macro_f1_int8": q["ds2_int8"]["macro_f1"],
             "ds2_int8_agreement_with_float": q["agreement_with_float_ds2"], "latency": lat,
             "machine_at_latency": rep["machine"], "export_seconds": round(time.perf_counter() - t, 1)}
+
+
+def _latency_table(rows: list[dict]) -> dict:
+    return {f"b{r['batch']}_t{r['threads']}": {k: round(r[k], 4) for k in ("median_ms", "p95_ms")} |
+            {"beats_per_s": round(r["throughput_beats_per_s"])} for r in rows}
+
+
+def retime(run: Path, repeats: int) -> dict:
+    """Latency of ``run``'s existing ONNX exports, measured now, with the machine's load."""
+    from ecgnas.export.contract import read_onnx_contract
+    from ecgnas.export.latency import latency_grid, machine
+
+    files = sorted((run / "export").glob("*.onnx"))
+    if not files:
+        raise SystemExit(f"{run}: no export/*.onnx (run --parts models first)")
+    inputs = read_onnx_contract(files[0])["inputs"]
+    _, in_ch, window = inputs["x"]["shape"]
+    n_rr = inputs["rr"]["shape"][1]
+    grid = {f.name: _latency_table(latency_grid(f, in_channels=int(in_ch), window=int(window), n_rr=int(n_rr),
+                                                repeats=repeats)) for f in files}
+    return {"latency": grid, "machine": machine(), "date": header()["date"]}
 
 
 def rank_correlation(n: int, repeats: int, seed: int = 0) -> dict:
@@ -203,6 +227,15 @@ def main() -> int:
         print(f"export {run}", flush=True)
         result["models"].append(export_figures(run, args.latency_repeats))
         atomic_write_json(Path(args.out), result)
+    if "latency" in parts:
+        by_run = {m["run"]: m for m in result["models"]}
+        for run in runs:
+            if str(run) not in by_run:
+                print(f"skipping {run}: no entry in {args.out} (run --parts models first)", flush=True)
+                continue
+            print(f"latency of {run}'s exports, again", flush=True)
+            by_run[str(run)]["latency_retimed"] = retime(run, args.latency_repeats)
+            atomic_write_json(Path(args.out), result)
     if args.archs and "rank" in parts:
         print(f"rank correlation over {args.archs} ecg-cell architectures", flush=True)
         result["rank_run"] = header()
