@@ -19,7 +19,7 @@ default hyperparameters (untrained weights; the input shape of the default prepa
 ONNX file and three quantisations of it by :func:`ecgnas.export.quantize.quantize_int8` (the
 previous default: int8 activations without pre-processing; pre-processing with int8 activations;
 the default: pre-processing with uint8 activations), timed batch-1 and batch-256 on one thread in
-``--rounds`` interleaved rounds (the median over rounds is reported).
+three interleaved rounds (the median over rounds is reported).
 
 Part 4 (``--parts latency``) -- times the existing exports of ``--runs`` again (``RUN/export/*.onnx``,
 written by part 1) and stores the figures as each model's ``latency_retimed`` with the machine's
@@ -202,7 +202,8 @@ def main() -> int:
     ap.add_argument("--latency-repeats", type=int, default=200)
     ap.add_argument("--parts", default="models,rank",
                     help="comma-separated: models (export figures), rank (latency rank correlation), int8 (int8 "
-                         "settings timed); a part not run keeps its entry from an existing --out file")
+                         "settings timed), latency (re-time the exports of --runs); a part not run keeps its "
+                         "entry from an existing --out file")
     ap.add_argument("--out", default=str(RESULTS / "ecg_export.json"))
     args = ap.parse_args()
     parts = set(args.parts.split(","))
