@@ -440,10 +440,46 @@ def _supernet_search(entry, out: Path, config: dict, spec, seed, progress) -> di
                            seed=int(seed), progress=progress, **opts)
     secs = res.get("seconds", {})
     cost = float(sum(v for v in secs.values() if isinstance(v, (int, float)))) if isinstance(secs, dict) else float(secs)
-    hp = {"genotype": res["genotype"]}
     return {"arch": res["genotype"], "score": float(res["valid_macro_f1_supernet"]),
-            "candidate": {"model": "darts1d", "hparams": hp, "train": {}, "prep": {}}, "evaluations": None,
-            "cost_seconds": cost}
+            "candidate": _genotype_candidate(res["genotype"]), "evaluations": None, "cost_seconds": cost}
+
+
+def _genotype_candidate(genotype: str) -> dict:
+    return {"model": "darts1d", "hparams": {"genotype": genotype}, "train": {}, "prep": {}}
+
+
+def chosen_candidate(method: str, arch: str, space: str | None = None) -> dict:
+    """The candidate (``{"model", "hparams", "train", "prep"}``) of an architecture a search of
+    ``method`` chose, from its canonical string (``result.json``'s ``best_arch``): a supernet
+    method's genotype, or an ask/tell method's architecture of ``space`` (default: the method's).
+
+    >>> chosen_candidate("random", "w8d1:|conv_3~0|+|none~0|none~1|+|none~0|none~1|none~2|")["model"]
+    'ecg-cell'
+    """
+    from ecgnas.evaluator import candidate_of
+
+    entry = get_method(method)
+    if entry.kind == "supernet":
+        return _genotype_candidate(arch)
+    sp = get_search_space(space or entry.default_space)
+    return candidate_of(sp, sp.from_string(arch))
+
+
+def retrain_final(folder, candidate: Mapping[str, Any], *, seed: int, ensemble: int = 1,
+                  final: TrainConfig | None = None, spec=None, data=None, progress: bool = False) -> dict:
+    """The final model of a search, outside a search: ``candidate`` (``{"model", "hparams",
+    "train", "prep"}``, as :func:`ecgnas.evaluator.candidate_of` gives it) retrained into the run
+    folder ``folder`` with the full schedule ``final`` (default :func:`final_schedule`) seeded with
+    the search seed ``seed`` -- the call :func:`ecg_search` makes for its ``final/`` folder, so
+    a benchmark can retrain a chosen architecture as a ``K``-fold ensemble afterwards. Returns
+    train_summary.json's dict (``["cv"]["macro_f1"]``: the fold models' DS1 out-of-fold score
+    when ``ensemble`` > 1); resumes like :func:`ecgnas.run.train_run`."""
+    from ecgnas.data import DataSpec
+    from ecgnas.run import check_ensemble
+
+    final = dataclasses.replace(final or final_schedule(), seed=int(seed))
+    check_ensemble(ensemble, "folds", "none", 5, final)
+    return _retrain(Path(folder), candidate, final, DataSpec.of(spec, data=data), progress, ensemble)
 
 
 def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, spec, progress, ensemble: int = 1) -> dict:

@@ -238,6 +238,27 @@ def test_search_end_to_end_writes_everything_and_resumes_without_repeating(fake,
     assert calls == []
 
 
+def test_retrain_final_repeats_the_searchs_final_model_and_trains_fold_ensembles(fake, tmp_path):
+    from ecgnas.search import chosen_candidate, retrain_final
+
+    res = ecg_search(tmp_path / "s", method="random", seed=2, baseline="none", **TINY)
+    cand = chosen_candidate("random", res["best_arch"])
+    assert cand["model"] == "ecg-cell" and cand["hparams"] == {"arch": res["best_arch"]}
+    again = retrain_final(tmp_path / "again", cand, seed=2, final=FINAL, spec=SPEC)
+    final = json.loads((tmp_path / "s" / "final" / "metrics.json").read_text())
+    assert again["test"]["macro_f1"] == pytest.approx(final["macro_f1"])  # the same call, the same model
+    seeds = [json.loads((tmp_path / d / "config.json").read_text())["train"]["seed"] for d in ("s/final", "again")]
+    assert seeds == [2, 2]  # seeded with the search seed, whatever seed FINAL carries
+    ens = retrain_final(tmp_path / "ens", cand, seed=2, final=FINAL, spec=SPEC, ensemble=2)
+    assert ens["ensemble"]["k"] == 2 and ens["members"] == 2 and 0 <= ens["cv"]["macro_f1"] <= 100  # DS1 OOF
+    with pytest.raises(UserError, match="--ensemble"):
+        retrain_final(tmp_path / "bad", cand, seed=2, final=FINAL, spec=SPEC, ensemble=0)
+    hand = chosen_candidate("random", "depth=2,width=8,kernel_size=3,dropout=0.1,use_rr=0,lr=0.001,"
+                            "weight_decay=0.0001,window=0.3:0.6,imbalance=sqrt_balanced", space="resnet-family")
+    assert hand["model"] == "resnet" and hand["prep"] == {"before_s": 0.3, "after_s": 0.6}
+    assert chosen_candidate("eg-nas", "Genotype(x)")["hparams"] == {"genotype": "Genotype(x)"}
+
+
 def test_baseline_folder_is_shared_and_other_configurations_are_refused(fake, tmp_path):
     base = tmp_path / "baseline-s0"
     a = ecg_search(tmp_path / "a", method="random", seed=0, baseline=base, **TINY)
