@@ -17,7 +17,9 @@ DS1 CV score, and between the final DS1 CV score and DS2. The hand-designed rand
 baseline of a JSON is included with ``--baseline`` (its space: ``resnet-family``).
 
 Run folders live under ``--work`` (one per method and seed, ``ecgnas train`` layout); a second
-invocation resumes: finished folders are read, not retrained. The JSON is written after every run.
+invocation resumes: finished folders are read, not retrained, and a folder another invocation is
+training now is skipped (listed under ``skipped``), so two invocations can share one list of runs
+on two cores; a last invocation collects everything. The JSON is written after every run.
 
     python benchmarks/ecg_search_finals.py --results benchmarks/results/ecg_search_paired.json \\
         --methods dcl-enas,random --ensemble 5 --work runs/ecg_search_finals \\
@@ -76,11 +78,24 @@ def _job(job: dict) -> dict:
 
     method, space = (("random", "resnet-family") if job["method"] == BASELINE
                      else (job["method"].replace("-released", "").replace("-8ops", ""), None))
+    from nascore.errors import UserError
+    from nascore.lock import busy_error
+
     cand = chosen_candidate(method, job["best_arch"], space)
     t = time.time()
-    summ = retrain_final(job["out"], cand, seed=job["seed"], ensemble=job["ensemble"], data=job["data"])
+    first = {k: job[k] for k in ("method", "seed", "best_arch", "objective", "single_ds2_macro_f1", "file")}
+    busy = busy_error(job["out"])
+    if busy is None:
+        try:
+            summ = retrain_final(job["out"], cand, seed=job["seed"], ensemble=job["ensemble"], data=job["data"])
+        except UserError:
+            busy = busy_error(job["out"])
+            if busy is None:
+                raise
+    if busy is not None:  # another invocation trains this one: leave it to it (a later run collects it)
+        return {**first, "skipped": str(busy), "folder": job["out"]}
     test = summ.get("test") or {}
-    return {**{k: job[k] for k in ("method", "seed", "best_arch", "objective", "single_ds2_macro_f1", "file")},
+    return {**first,
             "ensemble": job["ensemble"], "final_cv_macro_f1": (summ.get("cv") or {}).get("macro_f1"),
             "ds2": _flat(test), "seconds_this_invocation": round(time.time() - t, 1),
             "train_seconds": summ.get("train_seconds"), "folder": job["out"]}
@@ -106,7 +121,8 @@ def _stats(values) -> dict:
 def summarise(rows: list[dict]) -> dict:
     from scipy.stats import kendalltau, spearmanr
 
-    out: dict = {"methods": {}}
+    out: dict = {"methods": {}, "skipped": [f"{r['method']} seed {r['seed']}" for r in rows if "skipped" in r]}
+    rows = [r for r in rows if "skipped" not in r]
     for m in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == m]
         out["methods"][m] = {"final_cv_macro_f1": _stats(r["final_cv_macro_f1"] for r in rs),

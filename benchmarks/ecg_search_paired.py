@@ -33,8 +33,10 @@ BASELINE = "hand-designed random search"
 
 def _row(r: dict, method: str, path: str) -> dict:
     ds2 = r.get("ds2") or {}
+    obj = r.get("objective") or {}
     return {"method": method, "seed": int(r["seed"]), "best_arch": r["best_arch"], "file": path,
-            "objective": (r.get("objective") or {}).get("value", r.get("search_val_macro_f1")),
+            "objective": obj.get("value", r.get("search_val_macro_f1")),
+            "objective_signal": f"{obj.get('signal', 'DS1 hold-out macro-F1')}, {obj.get('epochs')} epochs",
             "ds2_macro_f1": ds2.get("macro_f1"), "ds2_S_f1": ds2.get("S_f1"),
             "search_cpu_hours": (r.get("search_cost_seconds") or 0) / 3600,
             "final_train_seconds": r.get("final_train_seconds"), "params": r.get("params")}
@@ -93,7 +95,10 @@ def summarise(rows: list[dict], reference: str) -> dict:
                              **{k: _stats(r[k] for r in rs) for k in ("objective", "ds2_macro_f1", "ds2_S_f1",
                                                                      "search_cpu_hours", "final_train_seconds")}}
         if m not in (reference, BASELINE):
-            out["methods"][m]["vs_reference_objective"] = paired(rows, m, reference, "objective")
+            signals = {r["objective_signal"] for r in rows if r["method"] in (m, reference)}
+            out["methods"][m]["vs_reference_objective"] = (  # a supernet's own score is another signal
+                paired(rows, m, reference, "objective") if len(signals) == 1
+                else {"not_comparable": sorted(signals)})
             out["methods"][m]["vs_reference_ds2"] = paired(rows, m, reference, "ds2_macro_f1")
         if m != BASELINE:
             out["methods"][m]["vs_baseline_ds2"] = paired(rows, m, BASELINE, "ds2_macro_f1")
@@ -117,7 +122,8 @@ def markdown(rows: list[dict], summary: dict, reference: str) -> str:
         cells = [f"{by[x]['objective']:.2f} / {by[x]['ds2_macro_f1']:.2f}" if x in by else "–" for x in seeds]
         ref = s.get("vs_reference_objective")
         base = s.get("vs_baseline_ds2")
-        ref_txt = (f"{ref['ahead']} of {len(ref['seeds'])}, Δ {_f(ref['diff'])} (p {ref['wilcoxon_p']:.2f})"
+        ref_txt = ("another objective" if ref and "not_comparable" in ref else
+                   f"{ref['ahead']} of {len(ref['seeds'])}, Δ {_f(ref['diff'])} (p {ref['wilcoxon_p']:.2f})"
                    if ref and ref["wilcoxon_p"] is not None else "–")
         base_txt = (f"{_f(base['diff'])}, {base['ahead']} of {len(base['seeds'])} (p {base['wilcoxon_p']:.2f})"
                     if base and base["wilcoxon_p"] is not None else "–")
