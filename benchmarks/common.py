@@ -54,3 +54,12 @@ def parallel_map(fn, jobs: list, n_jobs: int = 1, desc: str = "") -> list:
         with mp.get_context("fork").Pool(n_jobs) as pool:
             return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc))
     return [fn(j) for j in tqdm(jobs, desc=desc)]
+
+
+def mean_std(values) -> dict:
+    """``{"mean", "std", "n"}`` of the values that are not None (sample std; None below 2 values)."""
+    import statistics
+
+    v = [float(x) for x in values if x is not None]
+    return {"mean": statistics.fmean(v) if v else None, "std": statistics.stdev(v) if len(v) > 1 else None,
+            "n": len(v)}

@@ -20,14 +20,13 @@ Example (the recorded results)::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from common import RESULTS, header, parallel_map  # noqa: E402
+from common import RESULTS, header, mean_std, parallel_map  # noqa: E402
 from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.io import atomic_write_json  # noqa: E402
 
@@ -38,12 +37,6 @@ METHODS = ("random", "evolution", "dcl-enas", "arch2vec-bo", "arch2vec-rl", "eg-
 #: ``eg-nas-8ops`` = eg-nas with DARTS's 8 operations (``none`` included: ``--op-set darts``) instead
 #: of the released EG-NAS 7 (the default)
 VARIANTS = {"eg-nas-released": "eg-nas", "eg-nas-8ops": "eg-nas"}
-
-
-def _stats(values) -> dict:
-    v = [x for x in values if x is not None]
-    return {"mean": statistics.fmean(v) if v else None, "std": statistics.stdev(v) if len(v) > 1 else None,
-            "n": len(v)}
 
 
 def _alpha_summary(folder) -> dict | None:
@@ -87,13 +80,13 @@ def _row(res: dict, folder=None) -> dict:
 
 def _aggregate(rows: list[dict]) -> dict:
     keys = ("accuracy", "macro_f1", "S_se", "S_ppv", "S_f1", "V_se", "V_ppv", "V_f1", "F_f1")
-    out = {k: _stats(r["ds2"][k] for r in rows) for k in keys}
-    out["gain_over_baseline"] = _stats(r["ds2"]["macro_f1"] - r["baseline_macro_f1"] for r in rows
+    out = {k: mean_std(r["ds2"][k] for r in rows) for k in keys}
+    out["gain_over_baseline"] = mean_std(r["ds2"]["macro_f1"] - r["baseline_macro_f1"] for r in rows
                                        if r["baseline_macro_f1"] is not None)
     for k in ("params", "search_cost_seconds", "final_train_seconds", "search_val_macro_f1", "final_val_macro_f1",
               "final_cv_macro_f1", "candidate_epochs", "candidates"):
-        out[k] = _stats(r.get(k) for r in rows)
-    out["search_cpu_hours"] = _stats(r["search_cost_seconds"] / 3600 for r in rows)
+        out[k] = mean_std(r.get(k) for r in rows)
+    out["search_cpu_hours"] = mean_std(r["search_cost_seconds"] / 3600 for r in rows)
     out["n_seeds"] = len(rows)
     return out
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import header, parallel_map  # noqa: E402
+from common import header, mean_std, parallel_map  # noqa: E402
 
 from nascore.cliutil import parse_seeds  # noqa: E402
 from nascore.io import atomic_write_json  # noqa: E402
@@ -110,14 +110,6 @@ def _flat(headline: dict) -> dict:
     return out
 
 
-def _stats(values) -> dict:
-    import numpy as np
-
-    v = np.array([x for x in values if x is not None], dtype=float)
-    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "n": int(len(v))}
-
-
 def summarise(rows: list[dict]) -> dict:
     from scipy.stats import kendalltau, spearmanr
 
@@ -125,10 +117,10 @@ def summarise(rows: list[dict]) -> dict:
     rows = [r for r in rows if "skipped" not in r]
     for m in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == m]
-        out["methods"][m] = {"final_cv_macro_f1": _stats(r["final_cv_macro_f1"] for r in rs),
-                             "objective": _stats(r["objective"] for r in rs),
-                             "single_ds2_macro_f1": _stats(r["single_ds2_macro_f1"] for r in rs),
-                             **{f"ds2_{k}": _stats(r["ds2"].get(k) for r in rs) for k in KEYS}}
+        out["methods"][m] = {"final_cv_macro_f1": mean_std(r["final_cv_macro_f1"] for r in rs),
+                             "objective": mean_std(r["objective"] for r in rs),
+                             "single_ds2_macro_f1": mean_std(r["single_ds2_macro_f1"] for r in rs),
+                             **{f"ds2_{k}": mean_std(r["ds2"].get(k) for r in rs) for k in KEYS}}
     pairs = [r for r in rows if r["objective"] is not None and r["final_cv_macro_f1"] is not None
              and r["method"] != BASELINE]  # the baseline's hold-out is scored on its own windows
     if len(pairs) >= 4:

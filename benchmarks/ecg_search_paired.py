@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import header  # noqa: E402
+from common import header, mean_std  # noqa: E402
 
 from nascore.io import atomic_write_json  # noqa: E402
 
@@ -63,14 +63,6 @@ def collect(paths: list[str], baseline_paths: list[str], methods: list[str] | No
     return sorted(rows.values(), key=lambda r: (order.index(r["method"]), r["seed"])), skipped
 
 
-def _stats(values) -> dict:
-    import numpy as np
-
-    v = np.array([x for x in values if x is not None], dtype=float)
-    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "n": int(len(v))}
-
-
 def paired(rows: list[dict], method: str, other: str, key: str) -> dict | None:
     """``method`` minus ``other`` on ``key`` over the seeds both have."""
     from scipy.stats import wilcoxon
@@ -83,7 +75,7 @@ def paired(rows: list[dict], method: str, other: str, key: str) -> dict | None:
     d = [a[s] - b[s] for s in seeds]
     nonzero = [x for x in d if x != 0]
     p = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
-    return {"seeds": seeds, "diff": _stats(d), "ahead": sum(x > 0 for x in d), "same": sum(x == 0 for x in d),
+    return {"seeds": seeds, "diff": mean_std(d), "ahead": sum(x > 0 for x in d), "same": sum(x == 0 for x in d),
             "wilcoxon_p": p, "per_seed": d}
 
 
@@ -92,7 +84,7 @@ def summarise(rows: list[dict], reference: str) -> dict:
     for m in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == m]
         out["methods"][m] = {"seeds": [r["seed"] for r in rs],
-                             **{k: _stats(r[k] for r in rs) for k in ("objective", "ds2_macro_f1", "ds2_S_f1",
+                             **{k: mean_std(r[k] for r in rs) for k in ("objective", "ds2_macro_f1", "ds2_S_f1",
                                                                      "search_cpu_hours", "final_train_seconds")}}
         if m not in (reference, BASELINE):
             signals = {r["objective_signal"] for r in rows if r["method"] in (m, reference)}
