@@ -60,11 +60,18 @@ def _alpha_summary(folder) -> dict | None:
             "mean_edge_max": float(maxima.mean())}
 
 
+def ds2_figures(metrics: dict) -> dict:
+    """The DS2 figures of the tables from a run's ``metrics.json``: accuracy, macro-F1, κ and
+    ``S_se`` ... ``F_f1`` (Se, +P, F1 of S, V and F)."""
+    pc = metrics["per_class"]
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "kappa": metrics["kappa"],
+            **{f"{c}_{k}": pc[c][k] for c in ("S", "V", "F") for k in ("se", "ppv", "f1")}}
+
+
 def _row(res: dict, folder=None) -> dict:
     from ecgnas.search_report import search_objective
 
     ds2 = res["ds2"]
-    pc = ds2["per_class"]
     mf = res.get("multi_fidelity") or {}
     return {"seed": res["seed"], "objective": search_objective(res),
             "final_cv_macro_f1": res.get("final_cv_macro_f1"),
@@ -72,8 +79,7 @@ def _row(res: dict, folder=None) -> dict:
             "latency_ms": res.get("latency_ms"), "search_val_macro_f1": res["search_val_macro_f1"],
             "final_val_macro_f1": res["final_val_macro_f1"], "search_cost_seconds": res["search_cost_seconds"],
             "final_train_seconds": res["final_train_seconds"], "evaluations": res.get("evaluations"),
-            "ds2": {"accuracy": ds2["accuracy"], "macro_f1": ds2["macro_f1"], "kappa": ds2["kappa"],
-                    **{f"{c}_{k}": pc[c][k] for c in ("S", "V", "F") for k in ("se", "ppv", "f1")}},
+            "ds2": ds2_figures(ds2),
             "baseline_macro_f1": None if res.get("baseline_ds2") is None else res["baseline_ds2"]["macro_f1"],
             "alpha": None if folder is None else _alpha_summary(folder)}
 

@@ -29,42 +29,31 @@ on two cores; a last invocation collects everything. The JSON is written after e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import header, mean_std, parallel_map  # noqa: E402
+from ecg_search import VARIANTS, ds2_figures  # noqa: E402
+from ecg_search_paired import BASELINE, collect  # noqa: E402
 
 from nascore.cliutil import parse_seeds  # noqa: E402
-from nascore.io import atomic_write_json  # noqa: E402
+from nascore.io import atomic_write_json, read_json  # noqa: E402
 
-BASELINE = "hand-designed random search"
-KEYS = ("accuracy", "macro_f1", "S_se", "S_ppv", "S_f1", "V_f1", "F_f1")
+KEYS = ("accuracy", "macro_f1", "S_se", "S_ppv", "S_f1", "V_f1", "F_f1")  # summarised over seeds
 
 
 def runs_of(paths: list[str], methods: list[str] | None, seeds: list[int] | None, baseline: bool) -> list[dict]:
-    """One job per (method, seed) run of the result files, in the order of ``methods`` (then
-    seeds); a run named twice (two files) is refused, the files disagree on what it chose."""
-    found: dict[tuple[str, int], dict] = {}
-    for p in paths:
-        doc = json.loads(Path(p).read_text())
-        groups = dict(doc.get("methods") or {})
-        if baseline and (doc.get("baseline") or {}).get("runs"):
-            groups[BASELINE] = doc["baseline"]
-        for method, group in groups.items():
-            for r in group.get("runs", []):
-                key = (method, int(r["seed"]))
-                if key in found and found[key]["best_arch"] != r["best_arch"]:
-                    raise SystemExit(f"{p}: {method} seed {key[1]} chose {r['best_arch']!r}, "
-                                     f"{found[key]['file']} chose {found[key]['best_arch']!r}")
-                found[key] = {"method": method, "seed": key[1], "best_arch": r["best_arch"], "file": p,
-                              "objective": (r.get("objective") or {}).get("value"),
-                              "single_ds2_macro_f1": (r.get("ds2") or {}).get("macro_f1")}
-    order = methods or sorted({m for m, _ in found})
-    jobs = [found[k] for m in order for k in sorted(found) if k[0] == m and (seeds is None or k[1] in seeds)]
-    missing = [m for m in order if not any(j["method"] == m for j in jobs)]
+    """One job per (method, seed) run of the result files, read as ``ecg_search_paired.py`` reads
+    them (the first file naming a run wins), in the order of ``methods``, then seeds."""
+    rows, skipped = collect(paths, paths if baseline else [], methods)
+    for r in skipped:
+        print(f"skipped: {r['method']} seed {r['seed']} of {r['file']} (kept the run of {r['kept_from']})")
+    jobs = [{"method": r["method"], "seed": r["seed"], "best_arch": r["best_arch"], "file": r["file"],
+             "objective": r["objective"], "single_ds2_macro_f1": r["ds2_macro_f1"]}
+            for r in rows if seeds is None or r["seed"] in seeds]
+    missing = [m for m in methods or [] if not any(j["method"] == m for j in jobs)]
     if missing:
         raise SystemExit(f"--methods: no runs of {', '.join(missing)} in {', '.join(paths)}")
     return jobs
@@ -75,12 +64,13 @@ def _job(job: dict) -> dict:
 
     torch.set_num_threads(1)
     from ecgnas.search import chosen_candidate, retrain_final
-
-    method, space = (("random", "resnet-family") if job["method"] == BASELINE
-                     else (job["method"].replace("-released", "").replace("-8ops", ""), None))
     from nascore.errors import UserError
     from nascore.lock import busy_error
 
+    if job["method"] == BASELINE:
+        method, space = "random", "resnet-family"
+    else:
+        method, space = VARIANTS.get(job["method"], job["method"]), None
     cand = chosen_candidate(method, job["best_arch"], space)
     t = time.time()
     first = {k: job[k] for k in ("method", "seed", "best_arch", "objective", "single_ds2_macro_f1", "file")}
@@ -94,20 +84,11 @@ def _job(job: dict) -> dict:
                 raise
     if busy is not None:  # another invocation trains this one: leave it to it (a later run collects it)
         return {**first, "skipped": str(busy), "folder": job["out"]}
-    test = summ.get("test") or {}
     return {**first,
             "ensemble": job["ensemble"], "final_cv_macro_f1": (summ.get("cv") or {}).get("macro_f1"),
-            "ds2": _flat(test), "seconds_this_invocation": round(time.time() - t, 1),
+            "ds2": ds2_figures(read_json(Path(job["out"]) / "metrics.json")),
+            "seconds_this_invocation": round(time.time() - t, 1),
             "train_seconds": summ.get("train_seconds"), "folder": job["out"]}
-
-
-def _flat(headline: dict) -> dict:
-    """``{"accuracy", "macro_f1", "S_se", ...}`` from :func:`ecgnas.evaluate.headline`'s nested dict."""
-    out = {k: headline.get(k) for k in ("accuracy", "macro_f1")}
-    for key in KEYS[2:]:
-        cls, what = key.split("_")
-        out[key] = (headline.get(cls) or {}).get(what)
-    return out
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -214,7 +214,7 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
         supernet["warmup"] = int(round(0.3 * int(supernet["epochs"])))
     from ecgnas.run import check_ensemble
 
-    check_ensemble(ensemble, "folds", "none", 5, final)  # what _retrain will ask of train_run
+    check_ensemble(ensemble, "folds", "none", 5, final)  # what retrain_final will ask of train_run
     out = Path(output)
     base_dir = None
     if baseline not in (None, "none"):
@@ -274,7 +274,8 @@ def ecg_search(output, *, method: str, space: str | None = None, budget: int = 2
                                    batch_size, progress, selection, schedule)
         _say(progress, f"{out}: search done, best hold-out macro-F1 {found['score']:.2f} ({found['arch']}); "
                        f"retraining it with the full schedule ({final.epochs} epochs)")
-        final_summary = _retrain(out / "final", found["candidate"], final, spec, progress, ensemble)
+        final_summary = retrain_final(out / "final", found["candidate"], seed=seed, ensemble=ensemble, final=final,
+                                      spec=spec, progress=progress)
         from ecgnas.evaluate import load_checkpoint
 
         ds2 = read_json(out / "final" / "metrics.json")
@@ -475,22 +476,17 @@ def retrain_final(folder, candidate: Mapping[str, Any], *, seed: int, ensemble: 
     train_summary.json's dict (``["cv"]["macro_f1"]``: the fold models' DS1 out-of-fold score
     when ``ensemble`` > 1); resumes like :func:`ecgnas.run.train_run`."""
     from ecgnas.data import DataSpec
-    from ecgnas.run import check_ensemble
+    from ecgnas.evaluate import make_prep
+    from ecgnas.run import check_ensemble, train_run
 
     final = dataclasses.replace(final or final_schedule(), seed=int(seed))
     check_ensemble(ensemble, "folds", "none", 5, final)
-    return _retrain(Path(folder), candidate, final, DataSpec.of(spec, data=data), progress, ensemble)
-
-
-def _retrain(folder: Path, cand: Mapping[str, Any], final: TrainConfig, spec, progress, ensemble: int = 1) -> dict:
-    from ecgnas.run import train_run
-    from ecgnas.evaluate import make_prep
-
-    cfg = dataclasses.replace(final, **dict(cand.get("train", {})))
-    if cand.get("prep"):  # the candidate's own window
-        spec = spec.with_prep(make_prep(spec.prep.to_dict(), **cand["prep"]))
-    return train_run(folder, cand["model"], hparams=cand["hparams"], train=cfg, spec=spec, progress=progress,
-                     ensemble=ensemble)
+    spec = DataSpec.of(spec, data=data)
+    if candidate.get("prep"):  # the candidate's own window
+        spec = spec.with_prep(make_prep(spec.prep.to_dict(), **candidate["prep"]))
+    cfg = dataclasses.replace(final, **dict(candidate.get("train", {})))
+    return train_run(Path(folder), candidate["model"], hparams=candidate["hparams"], train=cfg, spec=spec,
+                     progress=progress, ensemble=ensemble)
 
 
 def _say(progress: bool, text: str) -> None:
